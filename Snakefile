@@ -1,0 +1,34 @@
+# morphogen: every figure and table of the study, rebuilt from seeds.
+#
+#   snakemake --cores 8 figures                           default preset (quick, CPU)
+#   snakemake --cores 8 figures --config preset=paper     the reference hyperparameters (GPU)
+#   snakemake --profile profiles/slurm figures            on a SLURM cluster
+
+from pathlib import Path
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: Path(workflow.basedir) / "config" / "config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/train.smk"
+include: "rules/rollout.smk"
+include: "rules/compare.smk"
+include: "rules/figures.smk"
+
+
+rule figures:
+    default_target: True
+    input:
+        figure_targets(),
+        table_targets(),
+
+
+rule all:
+    input:
+        rules.figures.input,
+        all_run_targets(),

@@ -1,0 +1,139 @@
+"""Speed of the DiffLogic CA against the reference notebook on this machine.
+
+Prints seconds per training step of the paper-size synchronous checkerboard (3,040 gates,
+16x16, batch 2, 20 steps; soft forward + backward + the hard rollout logged each step + AdamW),
+where that time goes, and the cell-updates per second of hard rollouts on a 64x64 grid.
+
+Reference anchors (the notebook's own code, measured on a 2-core CPU of this kind):
+15.22 s per training step and 707 cell-updates/s for 64x64 hard rollouts.
+
+    python benchmarks/difflogic_speed.py [--steps 20] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+NOTEBOOK_SECONDS_PER_STEP = 15.22
+NOTEBOOK_ROLLOUT_64 = 707.0  # cell-updates/s, hard, 64x64
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--steps", type=int, default=20, help="timed training steps (after warm-up)")
+    ap.add_argument("--threads", type=int, default=0, help="1 = single-threaded XLA (as workflow jobs run)")
+    args = ap.parse_args()
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+    from morphogen.workflow import configure_jax
+
+    configure_jax(args.threads or None)
+
+    import jax
+    import jax.numpy as jnp
+    import yaml
+
+    from morphogen import tasks, training, updates
+
+    cfg = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "config.yaml").read_text())
+    exp_cfg = cfg["experiments"]["checkerboard_sync"]
+    exp = training.build(exp_cfg)
+    params = training.init_params(exp, 0)
+    trainable, static = training.split_params(params)
+    tcfg = exp_cfg["training"]
+    opt = training.make_optimizer(tcfg["optimizer"], tcfg["steps"])
+    state = training.TrainState(trainable, opt.init(trainable), jnp.asarray(0, jnp.int32))
+    train_step = training.make_train_step(exp, static, tcfg, opt)
+
+    def timed(fn, *a, n=args.steps):
+        jax.block_until_ready(fn(*a))
+        ts = []
+        for _ in range(n):
+            t = time.perf_counter()
+            jax.block_until_ready(fn(*a))
+            ts.append(time.perf_counter() - t)
+        return statistics.median(ts)
+
+    print(
+        f"jax {jax.__version__} on {jax.devices()[0].device_kind}, {os.cpu_count()} CPUs, "
+        f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}"
+    )
+    print(
+        f"model: {exp.family.count(exp.model_cfg)['total']} gates; batch {tcfg['batch']}, "
+        f"grid {exp_cfg['task']['size']}x{exp_cfg['task']['size']}, {tcfg['rollout_steps']} steps"
+    )
+
+    t = time.perf_counter()
+    state, _ = train_step(state, jax.random.key(0))
+    jax.block_until_ready(state)
+    compile_s = time.perf_counter() - t
+    times = []
+    for i in range(args.steps):
+        t = time.perf_counter()
+        state, m = train_step(state, jax.random.key(i + 1))
+        jax.block_until_ready(state)
+        times.append(time.perf_counter() - t)
+    per_step = statistics.median(times)
+
+    # Where the time goes: the same pieces, jitted one by one.
+    x0 = exp.task.initial_states(jax.random.key(0), tcfg["batch"])
+    n = tcfg["rollout_steps"]
+    full = training.merge_params(state.params, static)
+
+    def soft_loss(p, remat):
+        final = updates.rollout(
+            exp.step, training.merge_params(p, static), x0, jax.random.key(1), exp.model_cfg, n, remat=remat
+        )
+        return exp.task.loss(final)
+
+    fwd = timed(jax.jit(lambda p: soft_loss(p, False)), state.params)
+    grad_remat = timed(jax.jit(jax.grad(lambda p: soft_loss(p, True))), state.params)
+    grad_plain = timed(jax.jit(jax.grad(lambda p: soft_loss(p, False))), state.params)
+    hard_params = exp.family.harden(full)
+    hard_packed = timed(
+        jax.jit(lambda: updates.rollout(exp.hard_step, hard_params, x0, jax.random.key(1), exp.model_cfg, n))
+    )
+    hard_float = timed(
+        jax.jit(lambda: updates.rollout(exp.step, hard_params, x0, jax.random.key(1), exp.model_cfg, n))
+    )
+
+    print()
+    print(
+        f"training step (median of {args.steps}):  {per_step:.3f} s   "
+        f"notebook {NOTEBOOK_SECONDS_PER_STEP:.2f} s -> {NOTEBOOK_SECONDS_PER_STEP / per_step:.0f}x faster"
+    )
+    print(f"  first call (trace + compile + 1 step): {compile_s:.1f} s")
+    print(f"  soft forward rollout            {fwd * 1e3:8.1f} ms")
+    print(
+        f"  soft forward+backward (remat)   {grad_remat * 1e3:8.1f} ms   (without remat: {grad_plain * 1e3:.1f} ms)"
+    )
+    print(
+        f"  hard rollout, bit-packed        {hard_packed * 1e3:8.1f} ms   (float one-hot path: {hard_float * 1e3:.1f} ms)"
+    )
+    cells = tcfg["batch"] * exp_cfg["task"]["size"] ** 2 * n
+    print(f"  soft training throughput        {cells / per_step:,.0f} cell-updates/s")
+
+    # Hard rollouts on 64x64 (the 4x generalisation grid).
+    for batch, steps in ((1, 80), (16, 80)):
+        task = tasks.make(exp_cfg["task"], channels=exp.model_cfg["channels"], scale=4)
+        xb = task.initial_states(jax.random.key(2), batch)
+        run = jax.jit(
+            lambda x, steps=steps: updates.rollout(
+                exp.hard_step, hard_params, x, jax.random.key(3), exp.model_cfg, steps
+            )
+        )
+        sec = timed(run, xb, n=5)
+        rate = batch * 64 * 64 * steps / sec
+        print(
+            f"hard rollout 64x64, batch {batch:2d}, {steps} steps: {sec:.3f} s -> {rate:,.0f} cell-updates/s "
+            f"({rate * 4608 / 1e9:.2f} G gate-evals/s); notebook {NOTEBOOK_ROLLOUT_64:.0f} -> "
+            f"{rate / NOTEBOOK_ROLLOUT_64:,.0f}x"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,174 @@
+# Config loading and validation, and the helpers every rule file uses.
+
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import update_config, validate
+import yaml
+
+PRESETS = ("test", "quick", "paper")
+
+
+def _load_preset(name):
+    if name not in PRESETS:
+        raise WorkflowError(
+            f"config key 'preset' must be one of {', '.join(PRESETS)}; got {name!r}"
+        )
+    path = Path(workflow.basedir) / "config" / "presets" / f"{name}.yaml"
+    if not path.exists():
+        raise WorkflowError(f"preset file {path} for preset={name!r} is missing")
+    with open(path) as f:
+        return yaml.safe_load(f) or {}
+
+
+# The preset overrides the base config; values given with --config override both.
+update_config(config, _load_preset(config.get("preset", "quick")))
+update_config(config, workflow.config_settings.overwrite_config)
+
+
+def _validate_config():
+    """Validate against the schema; on failure name each bad key and value in one short list."""
+    schema_path = Path(workflow.basedir) / "config" / "schema.yaml"
+    try:
+        validate(config, str(schema_path))
+    except WorkflowError:
+        import jsonschema
+
+        schema = yaml.safe_load(schema_path.read_text())
+        problems = []
+        for err in jsonschema.Draft202012Validator(schema).iter_errors(config):
+            key = ".".join(str(p) for p in err.absolute_path) or "(top level)"
+            problems.append(f"  config key {key}: {err.message}")
+        raise WorkflowError(
+            "invalid configuration (config/config.yaml + preset + --config):\n"
+            + "\n".join(sorted(problems))
+            + f"\nallowed keys and values: {schema_path}"
+        ) from None
+
+
+_validate_config()
+
+# Jobs import the library of this checkout (each workflow script puts ../src on sys.path).
+_SRC_DIR = str(Path(workflow.basedir) / "src")
+
+PRESET = config["preset"]
+RESULTS = Path("results") / PRESET
+SEEDS = config["seeds"]
+EXPERIMENTS = config["experiments"]
+
+# Which experiments each figure reads.
+FIGURE_EXPERIMENTS = {
+    "F1_checkerboard_sync": ["checkerboard_sync"],
+}
+
+
+def _check_figure_experiments():
+    for fig in config["figures"]:
+        for exp in FIGURE_EXPERIMENTS[fig]:
+            if exp not in EXPERIMENTS:
+                raise WorkflowError(
+                    f"figure {fig} needs config key experiments.{exp}, which is missing"
+                )
+
+
+_check_figure_experiments()
+
+
+def _check_models():
+    """Model shapes the schema cannot express (layer widths that wire up), before any job."""
+    if _SRC_DIR not in sys.path:
+        sys.path.insert(0, _SRC_DIR)
+    from morphogen import models
+
+    for name, exp in EXPERIMENTS.items():
+        try:
+            models.get(exp["family"]).validate(exp["model"])
+        except ValueError as e:
+            raise WorkflowError(f"config key experiments.{name}.{e}") from None
+
+
+_check_models()
+
+
+wildcard_constraints:
+    experiment="|".join(sorted(EXPERIMENTS)),
+    seed=r"\d+",
+
+
+# Library sources per stage: editing one reruns the stages that import it (Snakemake does
+# not track the modules a script imports).
+SRC = Path(workflow.basedir) / "src" / "morphogen"
+_CORE = [
+    SRC / "__init__.py",
+    SRC / "rng.py",
+    SRC / "provenance.py",
+    SRC / "updates.py",
+    SRC / "tasks.py",
+    *sorted((SRC / "models").glob("*.py")),
+]
+LIBRARY = {
+    "train": [*_CORE, SRC / "training.py", SRC / "checkpoint.py", SRC / "workflow.py"],
+    "rollout": [
+        *_CORE,
+        SRC / "checkpoint.py",
+        SRC / "evaluation.py",
+        SRC / "store.py",
+        SRC / "workflow.py",
+    ],
+    "tables": [SRC / "tables.py", SRC / "store.py", SRC / "checkpoint.py", SRC / "workflow.py"],
+    "figures": [SRC / "plots.py", SRC / "store.py", SRC / "workflow.py"],
+}
+
+
+def library(stage):
+    return [str(p) for p in LIBRARY[stage]]
+
+
+def run_path(name):
+    """Path pattern of a per-run output, with {experiment} and {seed} wildcards."""
+    return str(RESULTS / "{experiment}" / "seed{seed}" / name)
+
+
+def experiment_config(wildcards):
+    return EXPERIMENTS[wildcards.experiment]
+
+
+def figure_experiments():
+    exps = []
+    for fig in config["figures"]:
+        for exp in FIGURE_EXPERIMENTS[fig]:
+            if exp not in exps:
+                exps.append(exp)
+    return exps
+
+
+def runs(name, experiments=None):
+    """One path per (experiment, seed) for the given experiments (default: the figures')."""
+    return [
+        run_path(name).format(experiment=e, seed=s)
+        for e in (experiments or figure_experiments())
+        for s in SEEDS
+    ]
+
+
+def figure_targets():
+    return [
+        str(RESULTS / "figures" / f"{fig}.{ext}") for fig in config["figures"] for ext in ("png", "pdf")
+    ]
+
+
+def table_targets():
+    return [str(RESULTS / "tables" / "models.csv"), str(RESULTS / "tables" / "timings.csv")]
+
+
+def all_run_targets():
+    return runs("rollout.zarr", sorted(EXPERIMENTS))
+
+
+def train_gpus():
+    return config["compute"]["train_gpus"]
+
+
+def software_env():
+    return "../envs/cuda.yaml" if train_gpus() > 0 else "../envs/cpu.yaml"

@@ -1,0 +1,21 @@
+rule rollout:
+    """Hard-mode rollouts from random start states on the training grid and larger ones."""
+    input:
+        library("rollout"),
+        checkpoint=run_path("checkpoint"),
+    output:
+        store=directory(run_path("rollout.zarr")),
+    params:
+        experiment=experiment_config,
+        preset=PRESET,
+    log:
+        str(RESULTS / "logs" / "rollout" / "{experiment}" / "seed{seed}.log"),
+    benchmark:
+        str(RESULTS / "benchmarks" / "rollout" / "{experiment}" / "seed{seed}.tsv")
+    threads: config["compute"]["train_threads"]
+    resources:
+        gpu=train_gpus(),
+    conda:
+        software_env()
+    script:
+        "../workflow_scripts/rollout.py"

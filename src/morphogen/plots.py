@@ -1,0 +1,74 @@
+"""One seaborn theme and the plotting helpers every figure shares.
+
+Figures are saved with fixed metadata (no dates, no software stamps that vary), so a PNG's or
+PDF's bytes depend only on the data drawn.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+PALETTE = "colorblind"
+STATE_CMAP = "Greys_r"
+
+
+def theme() -> None:
+    sns.set_theme(context="paper", style="whitegrid", palette=PALETTE, font_scale=1.0)
+    plt.rcParams.update(
+        {
+            "figure.dpi": 120,
+            "savefig.dpi": 150,
+            "axes.titlesize": 9,
+            "axes.labelsize": 8,
+            "legend.fontsize": 7,
+            "xtick.labelsize": 7,
+            "ytick.labelsize": 7,
+            "svg.hashsalt": "morphogen",
+            "pdf.compression": 6,
+        }
+    )
+
+
+def save(fig, png: str | Path, pdf: str | Path | None = None) -> None:
+    """Save deterministically: no creation dates or varying software fields."""
+    fig.savefig(png, metadata={"Software": None})
+    if pdf is not None:
+        fig.savefig(pdf, metadata={"CreationDate": None, "ModDate": None, "Producer": None, "Creator": None})
+    plt.close(fig)
+
+
+def mean_ci(df: pd.DataFrame, x: str, y: str, group: str = "seed", n_boot: int = 1000, seed: int = 0):
+    """Mean of ``y`` over groups at each ``x``, with a bootstrap 95% interval over groups."""
+    wide = df.pivot_table(index=x, columns=group, values=y)
+    values = wide.to_numpy()
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, values.shape[1], size=(n_boot, values.shape[1]))
+    boots = np.nanmean(values[:, idx], axis=2)
+    lo, hi = np.nanpercentile(boots, [2.5, 97.5], axis=1)
+    return wide.index.to_numpy(), np.nanmean(values, axis=1), lo, hi
+
+
+def band(ax, x, mean, lo, hi, label: str, color=None) -> None:
+    line = ax.plot(x, mean, label=label, color=color, lw=1.2)[0]
+    ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.25, lw=0)
+
+
+def show_state(ax, image, title: str | None = None) -> None:
+    """One cell-state image (H, W) with values in [0, 1], without ticks."""
+    ax.imshow(image, cmap=STATE_CMAP, vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.grid(False)
+    if title:
+        ax.set_title(title, fontsize=7)

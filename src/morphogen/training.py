@@ -1,0 +1,255 @@
+"""Training loops. They never know which model they train.
+
+The rollout regime (DiffLogic checkerboard): each step draws fresh start states, rolls the model
+out for ``rollout_steps`` steps (sync or async), and descends the task loss of the final state by
+backpropagation through time. Discrete (hard) models also get the loss and accuracy of the hard
+circuit on the same start states and the same async masks, for the log only.
+
+``train_step(state, key) -> (state, metrics)`` with ``state`` a :class:`TrainState`; that state
+is exactly what a checkpoint holds, so a resumed run is bit-identical to an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from morphogen import checkpoint, models, provenance, rng, tasks, updates
+
+
+class TrainState(NamedTuple):
+    params: Any  # the trainable (floating-point) leaves of the model params
+    opt_state: Any
+    step: jax.Array  # int32 scalar: number of optimizer steps taken
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+# --------------------------------------------------------------------------- params split
+
+
+def split_params(params):
+    """(trainable, static): floating leaves to train; integer leaves (wiring) as NumPy constants."""
+
+    def is_float(x):
+        return jnp.issubdtype(jnp.asarray(x).dtype, jnp.floating)
+
+    trainable = jax.tree.map(lambda x: x if is_float(x) else None, params)
+    static = jax.tree.map(lambda x: None if is_float(x) else np.asarray(x), params)
+    return trainable, static
+
+
+def merge_params(trainable, static):
+    return jax.tree.map(lambda t, s: s if t is None else t, trainable, static, is_leaf=lambda x: x is None)
+
+
+# --------------------------------------------------------------------------- optimizer
+
+
+def make_optimizer(ocfg: dict, total_steps: int) -> optax.GradientTransformation:
+    """clip (element-wise value) + AdamW, with a constant or cosine learning rate."""
+    lr = ocfg["lr"]
+    schedule = ocfg.get("schedule", "constant")
+    if schedule == "constant":
+        lr_fn: Any = lr
+    elif schedule == "cosine":
+        warmup = int(ocfg.get("warmup_steps", 0))
+        lr_fn = optax.warmup_cosine_decay_schedule(
+            init_value=lr if warmup == 0 else 0.0,
+            peak_value=lr,
+            warmup_steps=warmup,
+            decay_steps=total_steps,
+            end_value=lr * ocfg.get("final_lr_fraction", 0.1),
+        )
+    else:
+        raise ValueError(f"training.optimizer.schedule must be 'constant' or 'cosine', got {schedule!r}")
+    parts = []
+    if ocfg.get("clip") is not None:
+        parts.append(optax.clip(float(ocfg["clip"])))
+    parts.append(optax.adamw(lr_fn, b1=ocfg["b1"], b2=ocfg["b2"], weight_decay=ocfg["weight_decay"]))
+    return optax.chain(*parts)
+
+
+# --------------------------------------------------------------------------- experiment pieces
+
+
+class Experiment(NamedTuple):
+    """Everything a run needs, built once from an experiment config."""
+
+    family: models.Family
+    model_cfg: dict
+    task: tasks.Task
+    step: Callable  # (params, state, key, cfg) -> state, with the update mode applied
+    hard_step: Callable | None
+
+
+def build(exp_cfg: dict) -> Experiment:
+    family = models.get(exp_cfg["family"])
+    mcfg = exp_cfg["model"]
+    family.validate(mcfg)
+    task = tasks.make(exp_cfg["task"], channels=mcfg["channels"])
+    ucfg = exp_cfg.get("update", {"mode": "sync"})
+    mode, fire_rate = ucfg["mode"], ucfg.get("fire_rate", 1.0)
+    step = updates.wrap(family.step, mode, fire_rate)
+    hard = updates.wrap(family.hard_step, mode, fire_rate) if family.hard_step else None
+    return Experiment(family, mcfg, task, step, hard)
+
+
+def init_params(exp: Experiment, seed: int):
+    return exp.family.init(rng.stream(seed, "init"), exp.model_cfg)
+
+
+def make_train_step(exp: Experiment, static, tcfg: dict, optimizer) -> Callable:
+    """The jitted ``train_step(state, key) -> (state, metrics)`` of the rollout regime."""
+    batch, n_steps = tcfg["batch"], tcfg["rollout_steps"]
+    loss_steps = int(tcfg.get("loss_steps", 1))
+    task, mcfg = exp.task, exp.model_cfg
+
+    def loss_fn(trainable, x0, key):
+        params = merge_params(trainable, static)
+        if loss_steps == 1:  # the reference: the final state only
+            final = updates.rollout(exp.step, params, x0, key, mcfg, n_steps, remat=True)
+            return task.loss(final), final
+        # Mean of the task loss over the last `loss_steps` states: rewards a pattern that forms
+        # early and stays, and gives the gradient shorter paths through time.
+        _, traj = updates.rollout(exp.step, params, x0, key, mcfg, n_steps, trajectory=True, remat=True)
+        losses = jax.vmap(task.loss)(traj[-loss_steps:])
+        return jnp.mean(losses), traj[-1]
+
+    @jax.jit
+    def train_step(state: TrainState, key):
+        k_x, k_roll = jax.random.split(key)
+        x0 = task.initial_states(k_x, batch)
+        (loss, _), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, x0, k_roll)
+        metrics = {"soft_loss": loss}
+        if exp.hard_step is not None:
+            hard_params = exp.family.harden(merge_params(state.params, static))
+            hard_final = updates.rollout(exp.hard_step, hard_params, x0, k_roll, mcfg, n_steps)
+            metrics["hard_loss"] = task.loss(hard_final)
+            metrics["hard_accuracy"] = jnp.mean(task.accuracy(hard_final))
+        upd, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, upd)
+        return TrainState(params, opt_state, state.step + 1), metrics
+
+    return train_step
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def train(
+    exp_cfg: dict,
+    seed: int,
+    *,
+    experiment: str,
+    preset: str,
+    progress_dir: str | Path,
+    log: Callable[[str], None] = _log,
+) -> dict:
+    """Train one (experiment, seed); resume from the newest checkpoint in ``progress_dir``.
+
+    Checkpoints go to ``progress_dir/<config hash>/step_<n>`` every ``checkpoint_every`` steps;
+    the two newest are kept. Returns ``{"state", "static", "history", "metadata", "timing"}``.
+    """
+    tcfg = exp_cfg["training"]
+    total = int(tcfg["steps"])
+    exp = build(exp_cfg)
+    prov = provenance.record(experiment, seed, preset, exp_cfg)
+    run_dir = Path(progress_dir) / prov["config_hash"]
+
+    params = init_params(exp, seed)
+    trainable, static = split_params(params)
+    optimizer = make_optimizer(tcfg["optimizer"], total)
+    state = TrainState(trainable, optimizer.init(trainable), jnp.asarray(0, jnp.int32))
+    metric_names = ["soft_loss"] + (["hard_loss", "hard_accuracy"] if exp.hard_step else [])
+    history = {k: np.full(total, np.nan, np.float32) for k in metric_names}
+
+    start = 0
+    last = checkpoint.latest(run_dir)
+    if last is not None:
+        (state, history), meta = checkpoint.load(last, (state, history))
+        state = jax.tree.map(jnp.asarray, state)
+        start = int(state.step)
+        log(f"resuming {experiment} seed {seed} from {last} (step {start}/{total})")
+
+    train_step = make_train_step(exp, static, tcfg, optimizer)
+    key_train = rng.stream(seed, "train")
+    every = int(tcfg.get("checkpoint_every", max(1, total // 10)))
+    log_every = int(tcfg.get("log_every", max(1, total // 50)))
+    t0 = time.perf_counter()
+    t_compile = None
+    for i in range(start, total):
+        state, metrics = train_step(state, jax.random.fold_in(key_train, i))
+        metrics = {k: float(v) for k, v in metrics.items()}
+        if t_compile is None:
+            t_compile = time.perf_counter() - t0
+            t_loop = time.perf_counter()
+        if not math.isfinite(metrics["soft_loss"]):
+            recent = ", ".join(f"{x:.4g}" for x in history["soft_loss"][max(0, i - 10) : i])
+            raise TrainingDiverged(
+                f"{experiment} seed {seed}: soft loss is {metrics['soft_loss']} at step {i}; "
+                f"the previous losses were [{recent}]. No outputs were written."
+            )
+        for k, v in metrics.items():
+            history[k][i] = v
+        done = i + 1
+        if done % log_every == 0 or done == total:
+            rate = (time.perf_counter() - t_loop) / max(1, done - start - 1) if done - start > 1 else 0.0
+            eta = rate * (total - done)
+            msg = " ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+            log(f"[{experiment} seed {seed}] step {done}/{total} {msg} ({rate:.3f} s/step, eta {eta:.0f} s)")
+        if done % every == 0 and done < total:
+            checkpoint.save(run_dir / f"step_{done:07d}", (state, history), {**prov, "step": done})
+            for old in sorted(run_dir.glob("step_*"))[:-2]:
+                _remove_tree(old)
+    elapsed = time.perf_counter() - t0
+    trained = total - start
+    timing = {
+        "train_seconds": elapsed,
+        "compile_seconds": t_compile or 0.0,
+        "seconds_per_step": (elapsed - (t_compile or 0.0)) / max(1, trained - 1),
+        "steps_run": trained,
+        "resumed_from": start,
+    }
+    metadata = {**prov, "step": total, "config": exp_cfg}
+    return {"state": state, "static": static, "history": history, "metadata": metadata, "timing": timing}
+
+
+def _remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def final_params(state: TrainState, static):
+    return merge_params(state.params, static)
+
+
+def load_params(exp: Experiment, path: str | Path, seed: int):
+    """The trained params of a final checkpoint (written by the train rule)."""
+    template = init_params(exp, seed)
+    tree, _ = checkpoint.load(path, {"params": template})
+    return jax.tree.map(jnp.asarray, tree["params"])
+
+
+def clear_progress(progress_dir: str | Path, cfg_hash: str) -> None:
+    """Remove a finished run's intermediate checkpoints (the final checkpoint holds it all)."""
+    run_dir = Path(progress_dir) / cfg_hash
+    _remove_tree(run_dir)
+    with contextlib.suppress(OSError):
+        Path(progress_dir).rmdir()  # only if no other config's checkpoints are left

@@ -1,0 +1,32 @@
+"""Glue for the workflow scripts: logging, XLA flags, thread limits.
+
+Call :func:`start` first thing in a script, before anything imports JAX: XLA reads its flags
+when JAX initialises.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+DETERMINISTIC_XLA_FLAGS = "--xla_gpu_deterministic_ops=true"
+
+
+def configure_jax(threads: int | None = None) -> None:
+    """Deterministic GPU kernels, and at most ``threads`` CPU threads per process."""
+    flags = os.environ.get("XLA_FLAGS", "").split()
+    if DETERMINISTIC_XLA_FLAGS not in flags:
+        flags.append(DETERMINISTIC_XLA_FLAGS)
+    if threads is not None and threads == 1:
+        for f in ("--xla_cpu_multi_thread_eigen=false", "intra_op_parallelism_threads=1"):
+            if f not in flags:
+                flags.append(f)
+    os.environ["XLA_FLAGS"] = " ".join(flags)
+
+
+def start(snakemake) -> None:
+    """Send stdout/stderr to the rule's log and set up JAX for the job."""
+    if snakemake.log:
+        log = open(snakemake.log[0], "w", buffering=1)  # noqa: SIM115 - lives as long as the job
+        sys.stderr = sys.stdout = log
+    configure_jax(getattr(snakemake, "threads", None))

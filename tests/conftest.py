@@ -1,0 +1,79 @@
+"""Shared fixtures: tiny configs, and the end-to-end `test` preset run (once per session)."""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TINY_MODEL = {
+    "channels": 4,
+    "perception_kernels": 2,
+    "perception_layers": [8, 4, 2],
+    "update_layers": [16, 8, 4],
+    "periodic": False,
+}
+
+PAPER_SYNC = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["experiments"]["checkerboard_sync"]
+
+
+@pytest.fixture
+def tiny_experiment():
+    """A small sync checkerboard experiment that trains in seconds."""
+    return {
+        "family": "difflogic",
+        "task": {"name": "checkerboard", "size": 8, "square": 2},
+        "model": copy.deepcopy(TINY_MODEL),
+        "update": {"mode": "sync"},
+        "training": {
+            "steps": 20,
+            "batch": 2,
+            "rollout_steps": 6,
+            "optimizer": {"lr": 0.05, "b1": 0.9, "b2": 0.99, "weight_decay": 0.01, "clip": 100.0},
+            "checkpoint_every": 5,
+            "log_every": 5,
+        },
+        "evaluation": {"trials": 2, "scales": [1, 2]},
+    }
+
+
+WORKFLOW_FILES = ("Snakefile", "rules", "workflow_scripts", "config", "profiles", "envs", "src")
+
+
+def copy_workflow(dest: Path) -> Path:
+    """A copy of this checkout's workflow (no results, no venv): a clean place to run it."""
+    for name in WORKFLOW_FILES:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copy2(src, dest / name)
+    return dest
+
+
+def snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    """Run the workflow in ``workdir`` (a copy made by :func:`copy_workflow`)."""
+    cmd = [sys.executable, "-m", "snakemake", *args]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=workdir)
+
+
+def run_test_preset(workdir: Path) -> Path:
+    copy_workflow(workdir)
+    proc = snakemake(workdir, "--cores", "2", "figures", "--config", "preset=test")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    return workdir
+
+
+@pytest.fixture(scope="session")
+def test_preset_run(tmp_path_factory):
+    """The whole `figures` DAG of the `test` preset, run once in a clean copy."""
+    return run_test_preset(tmp_path_factory.mktemp("e2e_a"))

@@ -1,0 +1,151 @@
+"""The DiffLogic circuit: gates, wiring, soft vs hard evaluation, sizes."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import PAPER_SYNC, TINY_MODEL
+
+from morphogen.models import difflogic as dl
+
+BOOL_PAIRS = [(0, 0), (0, 1), (1, 0), (1, 1)]
+EXPECTED = {  # gate index -> outputs on (0,0), (0,1), (1,0), (1,1), reference order
+    0: (0, 0, 0, 0), 1: (0, 0, 0, 1), 2: (0, 0, 1, 0), 3: (0, 0, 1, 1),
+    4: (0, 1, 0, 0), 5: (0, 1, 0, 1), 6: (0, 1, 1, 0), 7: (0, 1, 1, 1),
+    8: (1, 0, 0, 0), 9: (1, 0, 0, 1), 10: (1, 0, 1, 0), 11: (1, 0, 1, 1),
+    12: (1, 1, 0, 0), 13: (1, 1, 0, 1), 14: (1, 1, 1, 0), 15: (1, 1, 1, 1),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("op", range(16))
+def test_each_hard_gate_has_its_truth_table(op):
+    """Hard gates, evaluated bitwise on packed words, give the reference truth tables."""
+    a = jnp.asarray([p[0] for p in BOOL_PAIRS], jnp.uint32)
+    b = jnp.asarray([p[1] for p in BOOL_PAIRS], jnp.uint32)
+    m = jnp.uint32(0) - jnp.asarray(dl.ANF[op])
+    out = m[0] ^ (a & (m[1] ^ (b & m[3]))) ^ (b & m[2])
+    assert tuple(int(v) & 1 for v in out) == EXPECTED[op], dl.GATE_NAMES[op]
+
+
+@pytest.mark.parametrize("op", range(16))
+def test_soft_gate_equals_hard_gate_on_booleans(op):
+    for (a, b), want in zip(BOOL_PAIRS, EXPECTED[op]):
+        assert float(dl.relaxed_gate(op, float(a), float(b))) == want
+
+
+def test_relaxations_are_the_reference_formulas():
+    a, b = 0.3, 0.8
+    assert dl.relaxed_gate(6, a, b) == pytest.approx(a + b - 2 * a * b)  # XOR
+    assert dl.relaxed_gate(7, a, b) == pytest.approx(a + b - a * b)  # OR
+    assert dl.relaxed_gate(13, a, b) == pytest.approx(1 - a + a * b)  # NOT A OR B
+
+
+def test_unique_wiring_uses_every_input():
+    for n_in, n_out in [(264, 256), (256, 128), (8, 4), (4, 2), (9, 5), (40, 20), (16, 16)]:
+        a, b = dl.unique_wires(jax.random.key(n_in), n_in, n_out)
+        assert len(a) == len(b) == n_out
+        assert set(a) | set(b) == set(range(n_in)), (n_in, n_out)
+        assert np.all(a != b)
+
+
+def test_unique_wiring_rejects_too_narrow_layers():
+    with pytest.raises(ValueError, match="2\\*out_dim >= in_dim"):
+        dl.unique_wires(jax.random.key(0), 10, 4)
+
+
+def test_first_kernel_pairs_each_neighbour_with_the_centre():
+    a, b = dl.first_kernel_wires(jax.random.key(3))
+    assert sorted(a.tolist()) == [0, 1, 2, 3, 5, 6, 7, 8]
+    assert b.tolist() == [4] * 8
+
+
+def test_pass_through_initialisation():
+    params = dl.init(jax.random.key(0), TINY_MODEL)
+    for z in jax.tree.leaves(params["logits"]):
+        assert np.all(z[..., dl.PASS_THROUGH_GATE] == 10.0)
+        assert np.all(np.delete(np.asarray(z), dl.PASS_THROUGH_GATE, axis=-1) == 0.0)
+
+
+def test_paper_circuit_has_3040_gates():
+    assert dl.gate_count(PAPER_SYNC["model"]) == {"perception": 224, "update": 2816, "total": 3040}
+    params = dl.init(jax.random.key(0), PAPER_SYNC["model"])
+    n = sum(int(np.prod(z.shape[:-1])) for z in jax.tree.leaves(params["logits"]))
+    assert n == 3040
+
+
+def test_async_paper_circuit_has_4064_gates():
+    model = {**PAPER_SYNC["model"], "update_layers": [256] * 14 + [128, 64, 32, 16, 8, 8]}
+    assert dl.gate_count(model)["total"] == 4064
+
+
+def _random_logits(params, key):
+    leaves, treedef = jax.tree.flatten(params["logits"])
+    keys = jax.random.split(key, len(leaves))
+    new = [jax.random.normal(k, z.shape) * 3 for k, z in zip(keys, leaves)]
+    return {"logits": jax.tree.unflatten(treedef, new), "wires": params["wires"]}
+
+
+@pytest.mark.parametrize("periodic", [False, True])
+def test_one_hot_circuit_is_the_same_soft_and_hard(periodic):
+    """Soft mode with hardened (one-hot) logits equals the bit-packed hard circuit, exactly."""
+    cfg = {**TINY_MODEL, "periodic": periodic}
+    params = _random_logits(dl.init(jax.random.key(1), cfg), jax.random.key(2))
+    state = jax.random.randint(jax.random.key(3), (3, 9, 7, 4), 0, 2).astype(jnp.float32)
+    soft = jax.jit(lambda p, x: dl.step(dl.harden(p), x, None, cfg))(params, state)
+    hard = jax.jit(lambda p, x: dl.hard_step(p, x, None, cfg))(params, state)
+    assert set(np.unique(np.asarray(soft))) <= {0.0, 1.0}
+    np.testing.assert_array_equal(np.asarray(soft), np.asarray(hard))
+
+
+def test_soft_circuit_is_a_mixture_between_its_gates():
+    """With random logits the soft outputs stay in [0, 1] and differ from the hard circuit."""
+    params = _random_logits(dl.init(jax.random.key(1), TINY_MODEL), jax.random.key(5))
+    state = jax.random.uniform(jax.random.key(3), (2, 8, 8, 4))
+    step = jax.jit(lambda p, x: dl.step(p, x, None, TINY_MODEL))
+    out = np.asarray(step(params, state))
+    assert out.min() >= 0.0 and out.max() <= 1.0
+    assert not np.array_equal(out, np.asarray(step(dl.harden(params), state)))
+
+
+def test_pass_through_circuit_copies_the_centre_cell():
+    """At initialisation every gate is 'A': the hard circuit maps a cell to (part of) itself."""
+    cfg = {**TINY_MODEL, "update_layers": [20, 12, 8, 4]}
+    params = dl.init(jax.random.key(0), cfg)
+    state = jax.random.randint(jax.random.key(1), (1, 6, 6, 4), 0, 2).astype(jnp.float32)
+    out = jax.jit(lambda p, x: dl.hard_step(p, x, None, cfg))(params, state)
+    # Wire-only circuits route some input feature to each output: values stay boolean.
+    assert set(np.unique(np.asarray(out))) <= {0.0, 1.0}
+    assert dl.summary(params, cfg)["gates_active"] == 0
+
+
+def test_pack_unpack_round_trip():
+    x = jax.random.randint(jax.random.key(0), (3, 77), 0, 2).astype(jnp.uint8)
+    np.testing.assert_array_equal(np.asarray(dl.unpack_bits(dl.pack_bits(x), 77)), np.asarray(x))
+
+
+def test_patches_order_and_zero_padding():
+    state = jnp.arange(9, dtype=jnp.float32).reshape(1, 3, 3, 1)
+    p = dl.patches(state, periodic=False)  # (9, C, N)
+    centre = 4  # cell (1, 1)
+    np.testing.assert_array_equal(np.asarray(p[:, 0, centre]), np.arange(9))
+    corner = np.asarray(p[:, 0, 0])  # cell (0, 0): top row and left column are padding
+    np.testing.assert_array_equal(corner, [0, 0, 0, 0, 0, 1, 0, 3, 4])
+    wrapped = np.asarray(dl.patches(state, periodic=True)[:, 0, 0])
+    np.testing.assert_array_equal(wrapped, [8, 6, 7, 2, 0, 1, 5, 3, 4])
+
+
+def test_validate_names_the_bad_key():
+    with pytest.raises(ValueError, match="update_layers must end with channels"):
+        dl.validate({**TINY_MODEL, "update_layers": [16, 8, 5]})
+    with pytest.raises(ValueError, match=r"update_layers\[1\]"):
+        dl.validate({**TINY_MODEL, "update_layers": [64, 8, 4]})
+
+
+def test_netlist_export_is_plain_json():
+    import json
+
+    params = dl.init(jax.random.key(0), TINY_MODEL)
+    net = dl.export_netlist(params, TINY_MODEL)
+    text = json.dumps(net)
+    assert json.loads(text)["layers"][0]["part"] == "perception"
+    assert sum(np.size(layer["ops"]) for layer in net["layers"]) == dl.gate_count(TINY_MODEL)["total"]

@@ -1,0 +1,124 @@
+"""Training: the loss goes down, a killed run resumes bit-identically, divergence is caught."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+from conftest import ROOT
+
+from morphogen import checkpoint, training
+
+
+def _train(cfg, tmp_path, name="run", seed=0):
+    return training.train(
+        cfg, seed, experiment="tiny", preset="unit", progress_dir=tmp_path / name, log=lambda m: None
+    )
+
+
+def test_a_few_training_steps_reduce_the_loss(tiny_experiment, tmp_path):
+    cfg = tiny_experiment
+    cfg["training"].update(steps=40, batch=4, checkpoint_every=1000)
+    cfg["training"]["optimizer"]["lr"] = 0.1
+    cfg["model"]["pass_through_logit"] = 2.0  # leave the pass-through plateau quickly
+    h = _train(cfg, tmp_path)["history"]["soft_loss"]
+    assert np.all(np.isfinite(h))
+    assert h[-10:].mean() < 0.8 * h[:10].mean(), h
+
+
+def test_history_has_soft_hard_loss_and_accuracy(tiny_experiment, tmp_path):
+    r = _train(tiny_experiment, tmp_path)
+    assert set(r["history"]) == {"soft_loss", "hard_loss", "hard_accuracy"}
+    acc = r["history"]["hard_accuracy"]
+    assert np.all((acc >= 0) & (acc <= 1))
+    # The hard loss counts wrong cells of channel 0: batch * cells * (1 - accuracy).
+    cells = 2 * 8 * 8
+    np.testing.assert_allclose(r["history"]["hard_loss"], cells * (1 - acc), atol=1e-3)
+
+
+def test_same_seed_same_result_other_seed_other_result(tiny_experiment, tmp_path):
+    a = _train(tiny_experiment, tmp_path, "a")["history"]["soft_loss"]
+    b = _train(tiny_experiment, tmp_path, "b")["history"]["soft_loss"]
+    c = _train(tiny_experiment, tmp_path, "c", seed=1)["history"]["soft_loss"]
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_divergence_stops_with_the_step_and_loss_history(tiny_experiment, tmp_path):
+    cfg = tiny_experiment
+    cfg["training"]["optimizer"]["lr"] = float("inf")
+    with pytest.raises(training.TrainingDiverged, match=r"at step \d+; the previous losses were"):
+        _train(cfg, tmp_path)
+
+
+def _final_params(result):
+    return jax.tree.leaves(training.final_params(result["state"], result["static"]))
+
+
+def test_resume_from_a_checkpoint_equals_an_uninterrupted_run(tiny_experiment, tmp_path):
+    full = _train(tiny_experiment, tmp_path, "full")
+    # Interrupted: the same run stopped after 10 steps (two checkpoints), then resumed.
+    short = {**tiny_experiment, "training": {**tiny_experiment["training"], "steps": 10}}
+    part = training.train(
+        short, 0, experiment="tiny", preset="unit", progress_dir=tmp_path / "cut", log=lambda m: None
+    )
+    # Move its state to the progress folder of the full config, as a killed job would leave it.
+    from morphogen import provenance
+
+    dst = tmp_path / "cut2" / provenance.config_hash(tiny_experiment) / "step_0000010"
+    history = {k: np.concatenate([v, np.full(10, np.nan, np.float32)]) for k, v in part["history"].items()}
+    checkpoint.save(dst, (part["state"], history), {"step": 10})
+    resumed = training.train(
+        tiny_experiment,
+        0,
+        experiment="tiny",
+        preset="unit",
+        progress_dir=tmp_path / "cut2",
+        log=lambda m: None,
+    )
+    assert resumed["timing"]["resumed_from"] == 10
+    for x, y in zip(_final_params(full), _final_params(resumed)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    for k in full["history"]:
+        np.testing.assert_array_equal(full["history"][k], resumed["history"][k])
+
+
+KILL_SCRIPT = """
+import json, sys
+from morphogen import training
+cfg = json.loads(sys.argv[1])
+training.train(cfg, 0, experiment="tiny", preset="unit", progress_dir=sys.argv[2])
+"""
+
+
+def test_killed_training_job_resumes_bit_identically(tiny_experiment, tmp_path):
+    """SIGKILL a training process after its first checkpoint; the rerun ends where an
+    uninterrupted run ends, bit for bit."""
+    cfg = tiny_experiment
+    cfg["training"].update(steps=60, checkpoint_every=5)
+    full = _train(cfg, tmp_path, "full")
+    progress = tmp_path / "killed"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILL_SCRIPT, json.dumps(cfg), str(progress)],
+        env=env,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(progress.glob("*/step_*")):
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_at = checkpoint.latest(next(progress.iterdir()))
+    assert killed_at is not None, "no checkpoint was written before the kill"
+    resumed = training.train(
+        cfg, 0, experiment="tiny", preset="unit", progress_dir=progress, log=lambda m: None
+    )
+    assert 0 < resumed["timing"]["resumed_from"] < 60
+    for x, y in zip(_final_params(full), _final_params(resumed)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))

@@ -1,0 +1,145 @@
+"""The Snakemake workflow: config validation, the DAG of each preset, and the `test` preset end
+to end (figures, tables, stores; byte-identical on rerun; reruns when the model changes)."""
+
+import hashlib
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import ROOT, copy_workflow, run_test_preset, snakemake
+
+from morphogen import store
+
+
+@pytest.fixture(scope="module")
+def workflow_copy(tmp_path_factory):
+    return copy_workflow(tmp_path_factory.mktemp("wf"))
+
+
+def _dry(workdir, *args):
+    return snakemake(workdir, "-n", "figures", *args, timeout=120)
+
+
+def test_bad_preset_is_named_with_the_allowed_values(workflow_copy):
+    proc = _dry(workflow_copy, "--config", "preset=huge")
+    assert proc.returncode != 0
+    assert "config key 'preset' must be one of test, quick, paper; got 'huge'" in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            "experiments:\n  checkerboard_sync:\n    training:\n      stepz: 3\n",
+            "config key experiments.checkerboard_sync.training: Additional properties are not allowed ('stepz'",
+        ),
+        (
+            "experiments:\n  checkerboard_sync:\n    training:\n      optimizer: {lr: -1}\n",
+            "config key experiments.checkerboard_sync.training.optimizer.lr: -1 is less than or equal to the minimum of 0",
+        ),
+        (
+            "experiments:\n  checkerboard_sync:\n    update: {mode: sometimes}\n",
+            "config key experiments.checkerboard_sync.update.mode: 'sometimes' is not one of ['sync', 'async']",
+        ),
+        ("seeds: []\n", "config key seeds: [] should be non-empty"),
+        (
+            "experiments:\n  checkerboard_sync:\n    model:\n      update_layers: [64, 8]\n",
+            "config key experiments.checkerboard_sync.model.update_layers[1]=8 is too narrow for 64 inputs",
+        ),
+    ],
+)
+def test_bad_config_stops_before_any_job_naming_the_key(workflow_copy, tmp_path, override, message):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(override)
+    proc = _dry(workflow_copy, "--configfile", str(bad))
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert message in out, out[-2000:]
+    assert "Job stats" not in out
+
+
+def test_paper_preset_dag_builds_with_gpu_training_jobs(workflow_copy):
+    proc = snakemake(
+        workflow_copy, "-n", "figures", "--config", "preset=paper", "--printshellcmds", timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert re.search(r"^train\s+5$", proc.stdout, re.M), proc.stdout[-2000:]
+    assert "gpu=1" in proc.stdout
+
+
+def test_lint_is_clean():
+    proc = snakemake(ROOT, "--lint", timeout=120)
+    assert proc.returncode == 0 and "Congratulations" in proc.stdout, proc.stdout + proc.stderr
+
+
+@pytest.mark.e2e
+def test_test_preset_builds_every_figure_and_table(test_preset_run):
+    res = test_preset_run / "results" / "test"
+    for ext in ("png", "pdf"):
+        f = res / "figures" / f"F1_checkerboard_sync.{ext}"
+        assert f.stat().st_size > 10_000, f
+    models = pd.read_csv(res / "tables" / "models.csv")
+    assert list(models.columns) == ["experiment", "seed", "metric", "value"]
+    want = {
+        "gates_total",
+        "gates_active",
+        "train_steps",
+        "final_soft_loss",
+        "final_hard_loss",
+        "hard_accuracy_train",
+        "hard_accuracy_4x",
+    }
+    for seed in (0, 1):
+        assert want <= set(models[models.seed == seed].metric)
+    timings = pd.read_csv(res / "tables" / "timings.csv")
+    assert (timings[timings.metric == "train_seconds"].value > 0).all()
+    history = pd.read_csv(res / "checkerboard_sync" / "seed0" / "train.csv")
+    assert list(history.columns) == ["step", "soft_loss", "hard_loss", "hard_accuracy"]
+    assert len(history) == 12
+    ds = store.read(res / "checkerboard_sync" / "seed0" / "rollout.zarr", group="scale4")
+    assert ds["state"].dims == ("trial", "step", "y", "x", "channel")
+    assert ds.sizes["y"] == 32 and ds.sizes["step"] == 4 * 6 + 1
+    assert ds.attrs["provenance"]["experiment"] == "checkerboard_sync"
+    assert set(np.unique(ds["state"].values)) <= {0, 1}
+    # every rule left a log, the heavy ones a benchmark
+    assert (res / "logs" / "train" / "checkerboard_sync" / "seed0.log").stat().st_size > 0
+    assert (res / "benchmarks" / "rollout" / "checkerboard_sync" / "seed1.tsv").exists()
+    assert not (res / "checkerboard_sync" / "seed0" / "progress").exists()
+
+
+@pytest.mark.e2e
+def test_nothing_reruns_and_editing_the_model_reruns_training(test_preset_run):
+    proc = snakemake(test_preset_run, "-n", "figures", "--config", "preset=test", timeout=120)
+    assert "Nothing to be done" in proc.stdout + proc.stderr, proc.stdout[-2000:]
+    model = test_preset_run / "src" / "morphogen" / "models" / "difflogic.py"
+    original = model.read_text()
+    try:
+        model.write_text(original + "\n# an edit\n")
+        proc = snakemake(test_preset_run, "-n", "figures", "--config", "preset=test", timeout=120)
+        assert re.search(r"^train\s+2$", proc.stdout, re.M), proc.stdout[-3000:]
+    finally:
+        model.write_text(original)
+
+
+# Files that record wall-clock time, by design not reproducible.
+VOLATILE = re.compile(r"(^|/)(logs|benchmarks)/|tables/timings\.csv$|\.snakemake_timestamp$")
+
+
+def _digests(root):
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not VOLATILE.search(str(p.relative_to(root)))
+    }
+
+
+@pytest.mark.e2e
+def test_rerun_in_a_clean_directory_gives_byte_identical_results(test_preset_run, tmp_path):
+    again = run_test_preset(tmp_path / "e2e_b")
+    a = _digests(test_preset_run / "results")
+    b = _digests(again / "results")
+    assert len(a) > 40
+    assert a.keys() == b.keys()
+    differ = [k for k in a if a[k] != b[k]]
+    assert not differ, differ

@@ -1,0 +1,92 @@
+"""Rule `figure_F1`: the synchronous DiffLogic checkerboard.
+
+(a) soft and hard loss per training step, mean and 95% band over seeds; (b) hard accuracy;
+(c) hard rollout frames from a random start state to the pattern on the training grid;
+(d) the last frame of the same circuit on the 4x grid after 4x the steps.
+"""
+
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821 - this checkout's library
+
+from morphogen.workflow import start  # noqa: E402
+
+start(snakemake)  # noqa: F821
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from morphogen import plots, store, tables  # noqa: E402
+
+sm = snakemake  # noqa: F821
+plots.theme()
+hist = pd.concat(
+    [pd.read_csv(p).assign(seed=tables.run_id(p)[1]) for p in sm.input.histories], ignore_index=True
+)
+models = pd.read_csv(sm.input.models)
+models = models[models.experiment == "checkerboard_sync"]
+first = sorted(sm.input.rollouts, key=lambda p: tables.run_id(p)[1])[0]
+seed0 = tables.run_id(first)[1]
+scales = [int(g.removeprefix("scale")) for g in store.groups(first)]
+train_ds = store.read(first, group=f"scale{min(scales)}")
+big_ds = store.read(first, group=f"scale{max(scales)}")
+
+fig = plt.figure(figsize=(7.2, 4.6), layout="constrained")
+grid = fig.add_gridspec(2, 6, height_ratios=[1.25, 1])
+ax_loss = fig.add_subplot(grid[0, 0:3])
+ax_acc = fig.add_subplot(grid[0, 3:5])
+ax_big = fig.add_subplot(grid[0, 5])
+
+for metric, label in (("soft_loss", "soft loss"), ("hard_loss", "hard loss")):
+    x, mean, lo, hi = plots.mean_ci(hist, "step", metric)
+    plots.band(ax_loss, x, mean, lo, hi, label)
+ax_loss.set_yscale("symlog", linthresh=1.0)  # a hard loss of 1 is one wrong cell; 0 must show
+ax_loss.set_ylim(bottom=0)
+ax_loss.set_xlabel("training step")
+ax_loss.set_ylabel("sum of squared errors, channel 0")
+ax_loss.set_title(f"(a) loss, mean and 95% interval over {hist.seed.nunique()} seeds")
+ax_loss.legend(loc="upper right")
+
+x, mean, lo, hi = plots.mean_ci(hist, "step", "hard_accuracy")
+plots.band(ax_acc, x, mean, lo, hi, "hard accuracy (training batch)")
+ax_acc.set_ylim(0.4, 1.02)
+ax_acc.set_xlabel("training step")
+ax_acc.set_ylabel("fraction of cells correct")
+ax_acc.set_title("(b) hard accuracy")
+
+t_big = big_ds.sizes["step"] - 1
+plots.show_state(
+    ax_big,
+    big_ds["state"].isel(trial=0, step=-1, channel=0).values,
+    f"(d) {big_ds.sizes['y']}x{big_ds.sizes['x']}, step {t_big}",
+)
+
+t_train = train_ds.sizes["step"] - 1
+frames = sorted({0, 1, 2, t_train // 4, t_train // 2, t_train} & set(range(t_train + 1)))
+for t in range(t_train + 1):  # short rollouts: fill up to six distinct frames
+    if len(frames) >= 6:
+        break
+    frames = sorted(set(frames) | {t})
+for i, t in enumerate(frames):
+    ax = fig.add_subplot(grid[1, i])
+    plots.show_state(ax, train_ds["state"].isel(trial=0, step=t, channel=0).values, f"step {t}")
+    if i == 0:
+        ax.set_ylabel(f"(c) seed {seed0}, trial 0", fontsize=7)
+
+
+def _acc(metric):
+    v = models[models.metric == metric].value
+    return f"{v.mean():.2%}" if len(v) else "n/a"
+
+
+gates = models[models.metric == "gates_active"].value
+n_gates = int(models[models.metric == "gates_total"].value.iloc[0])
+big = f"{max(scales)}x"
+fig.suptitle(
+    f"Differentiable logic CA, checkerboard, synchronous: {n_gates} gates, {int(gates.min())}-{int(gates.max())} "
+    f"active (not a wire)\nhard accuracy at the last step, mean over seeds and trials: "
+    f"training grid {_acc('hard_accuracy_train')}, {big} grid {_acc(f'hard_accuracy_{big}')}; "
+    f"perfect trials {_acc('perfect_trials_train')} and {_acc(f'perfect_trials_{big}')}",
+    fontsize=7.5,
+)
+plots.save(fig, sm.output.png, sm.output.pdf)

@@ -1,0 +1,32 @@
+"""Rule `train`: train one (experiment, seed), checkpoint, write the training history."""
+
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821 - this checkout's library
+
+from morphogen.workflow import start  # noqa: E402
+
+start(snakemake)  # noqa: F821 - injected by Snakemake; sets XLA flags before JAX loads
+
+import json  # noqa: E402
+
+import pandas as pd  # noqa: E402
+
+from morphogen import checkpoint, training  # noqa: E402
+
+sm = snakemake  # noqa: F821
+result = training.train(
+    sm.params.experiment,
+    int(sm.wildcards.seed),
+    experiment=sm.wildcards.experiment,
+    preset=sm.params.preset,
+    progress_dir=sm.params.progress,
+)
+history = pd.DataFrame({"step": range(1, len(result["history"]["soft_loss"]) + 1), **result["history"]})
+history.to_csv(sm.output.history, index=False, float_format="%.8g", lineterminator="\n")
+params = training.final_params(result["state"], result["static"])
+checkpoint.save(sm.output.checkpoint, {"train_state": result["state"], "params": params}, result["metadata"])
+training.clear_progress(sm.params.progress, result["metadata"]["config_hash"])
+with open(sm.output.timing, "w") as f:
+    json.dump(result["timing"], f, indent=2, sort_keys=True)
+print(f"done: {json.dumps(result['timing'])}")
