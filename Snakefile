@@ -17,6 +17,7 @@ configfile: Path(workflow.basedir) / "config" / "config.yaml"
 include: "rules/common.smk"
 include: "rules/train.smk"
 include: "rules/rollout.smk"
+include: "rules/damage.smk"
 include: "rules/compare.smk"
 include: "rules/figures.smk"
 

@@ -7,7 +7,7 @@ where that time goes, and the cell-updates per second of hard rollouts on a 64x6
 Reference anchors (the notebook's own code, measured on a 2-core CPU of this kind):
 15.22 s per training step and 707 cell-updates/s for 64x64 hard rollouts.
 
-    python benchmarks/difflogic_speed.py [--steps 20] [--threads 1]
+    python benchmarks/difflogic_speed.py [--steps 20]
 """
 
 from __future__ import annotations
@@ -26,12 +26,11 @@ NOTEBOOK_ROLLOUT_64 = 707.0  # cell-updates/s, hard, 64x64
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=20, help="timed training steps (after warm-up)")
-    ap.add_argument("--threads", type=int, default=0, help="1 = single-threaded XLA (as workflow jobs run)")
     args = ap.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     from morphogen.workflow import configure_jax
 
-    configure_jax(args.threads or None)
+    configure_jax()
 
     import jax
     import jax.numpy as jnp
@@ -93,13 +92,25 @@ def main() -> None:
     fwd = timed(jax.jit(lambda p: soft_loss(p, False)), state.params)
     grad_remat = timed(jax.jit(jax.grad(lambda p: soft_loss(p, True))), state.params)
     grad_plain = timed(jax.jit(jax.grad(lambda p: soft_loss(p, False))), state.params)
-    hard_params = exp.family.harden(full)
-    hard_packed = timed(
-        jax.jit(lambda: updates.rollout(exp.hard_step, hard_params, x0, jax.random.key(1), exp.model_cfg, n))
-    )
-    hard_float = timed(
-        jax.jit(lambda: updates.rollout(exp.step, hard_params, x0, jax.random.key(1), exp.model_cfg, n))
-    )
+    # Hard circuits: a random circuit (every gate type), passed as an argument so that XLA cannot
+    # fold the circuit into the program; the "compiled-in" variant lets it (what evaluation
+    # rollouts do, since the circuit is fixed there).
+    leaves, treedef = jax.tree.flatten(full["logits"])
+    keys = jax.random.split(jax.random.key(7), len(leaves))
+    random_logits = jax.tree.unflatten(treedef, [jax.random.normal(k, z.shape) for k, z in zip(keys, leaves)])
+    hard_params = exp.family.harden({"logits": random_logits, "wires": static["wires"]})
+    hard_logits = hard_params["logits"]
+
+    def hard_run(logits, x, n_steps):
+        p = {"logits": logits, "wires": static["wires"]}
+        return updates.rollout(exp.hard_step, p, x, jax.random.key(1), exp.model_cfg, n_steps)
+
+    def float_run(logits, x, n_steps):
+        p = {"logits": logits, "wires": static["wires"]}
+        return updates.rollout(exp.step, p, x, jax.random.key(1), exp.model_cfg, n_steps)
+
+    hard_packed = timed(jax.jit(hard_run, static_argnums=2), hard_logits, x0, n)
+    hard_float = timed(jax.jit(float_run, static_argnums=2), hard_logits, x0, n)
 
     print()
     print(
@@ -118,21 +129,27 @@ def main() -> None:
     print(f"  soft training throughput        {cells / per_step:,.0f} cell-updates/s")
 
     # Hard rollouts on 64x64 (the 4x generalisation grid).
+    gates_per_cell = (
+        exp.family.count(exp.model_cfg)["perception"] * exp.model_cfg["channels"]
+        + exp.family.count(exp.model_cfg)["update"]
+    )
+    task = tasks.make(exp_cfg["task"], channels=exp.model_cfg["channels"], scale=4)
+    packed = jax.jit(hard_run, static_argnums=2)
     for batch, steps in ((1, 80), (16, 80)):
-        task = tasks.make(exp_cfg["task"], channels=exp.model_cfg["channels"], scale=4)
         xb = task.initial_states(jax.random.key(2), batch)
-        run = jax.jit(
-            lambda x, steps=steps: updates.rollout(
-                exp.hard_step, hard_params, x, jax.random.key(3), exp.model_cfg, steps
-            )
-        )
-        sec = timed(run, xb, n=5)
+        sec = timed(packed, hard_logits, xb, steps, n=5)
         rate = batch * 64 * 64 * steps / sec
         print(
             f"hard rollout 64x64, batch {batch:2d}, {steps} steps: {sec:.3f} s -> {rate:,.0f} cell-updates/s "
-            f"({rate * 4608 / 1e9:.2f} G gate-evals/s); notebook {NOTEBOOK_ROLLOUT_64:.0f} -> "
+            f"({rate * gates_per_cell / 1e9:.2f} G gate-evals/s); notebook {NOTEBOOK_ROLLOUT_64:.0f} -> "
             f"{rate / NOTEBOOK_ROLLOUT_64:,.0f}x"
         )
+    xb = task.initial_states(jax.random.key(2), 16)
+    compiled_in = jax.jit(lambda x: hard_run(hard_logits, x, 80))
+    sec = timed(compiled_in, xb, n=5)
+    print(
+        f"  same, batch 16, circuit compiled into the program: {16 * 64 * 64 * 80 / sec:,.0f} cell-updates/s"
+    )
 
 
 if __name__ == "__main__":

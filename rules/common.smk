@@ -60,6 +60,7 @@ EXPERIMENTS = config["experiments"]
 # Which experiments each figure reads.
 FIGURE_EXPERIMENTS = {
     "F1_checkerboard_sync": ["checkerboard_sync"],
+    "F2_self_healing": ["checkerboard_sync", "checkerboard_async"],
 }
 
 
@@ -79,13 +80,24 @@ def _check_models():
     """Model shapes the schema cannot express (layer widths that wire up), before any job."""
     if _SRC_DIR not in sys.path:
         sys.path.insert(0, _SRC_DIR)
-    from morphogen import models
+    from morphogen import damage, models
 
     for name, exp in EXPERIMENTS.items():
         try:
             models.get(exp["family"]).validate(exp["model"])
         except ValueError as e:
             raise WorkflowError(f"config key experiments.{name}.{e}") from None
+        for protocol in exp["evaluation"].get("damage", []):
+            if protocol not in config["damage_protocols"]:
+                raise WorkflowError(
+                    f"config key experiments.{name}.evaluation.damage names {protocol!r}, which is "
+                    f"not in damage_protocols ({', '.join(sorted(config['damage_protocols']))})"
+                )
+    for name, protocol in config["damage_protocols"].items():
+        try:
+            damage.validate(name, protocol)
+        except ValueError as e:
+            raise WorkflowError(f"config key {e}") from None
 
 
 _check_models()
@@ -112,6 +124,14 @@ LIBRARY = {
     "rollout": [
         *_CORE,
         SRC / "checkpoint.py",
+        SRC / "evaluation.py",
+        SRC / "store.py",
+        SRC / "workflow.py",
+    ],
+    "damage": [
+        *_CORE,
+        SRC / "checkpoint.py",
+        SRC / "damage.py",
         SRC / "evaluation.py",
         SRC / "store.py",
         SRC / "workflow.py",
@@ -152,6 +172,16 @@ def runs(name, experiments=None):
     ]
 
 
+def damage_experiments(experiments=None):
+    """The experiments (of the figures, by default) that list damage protocols."""
+    return [e for e in (experiments or figure_experiments()) if EXPERIMENTS[e]["evaluation"].get("damage")]
+
+
+def damage_protocols_for(wildcards):
+    names = EXPERIMENTS[wildcards.experiment]["evaluation"].get("damage", [])
+    return {name: config["damage_protocols"][name] for name in names}
+
+
 def figure_targets():
     return [
         str(RESULTS / "figures" / f"{fig}.{ext}") for fig in config["figures"] for ext in ("png", "pdf")
@@ -159,11 +189,14 @@ def figure_targets():
 
 
 def table_targets():
-    return [str(RESULTS / "tables" / "models.csv"), str(RESULTS / "tables" / "timings.csv")]
+    tables = [RESULTS / "tables" / "models.csv", RESULTS / "tables" / "timings.csv"]
+    if damage_experiments():
+        tables += [RESULTS / "tables" / f"recovery_{name}.csv" for name in ("errors", "summary", "comparison")]
+    return [str(t) for t in tables]
 
 
 def all_run_targets():
-    return runs("rollout.zarr", sorted(EXPERIMENTS))
+    return runs("rollout.zarr", sorted(EXPERIMENTS)) + runs("recovery.zarr", damage_experiments(sorted(EXPERIMENTS)))
 
 
 def train_gpus():

@@ -64,13 +64,14 @@ def test_paper_preset_dag_builds_with_gpu_training_jobs(workflow_copy):
         workflow_copy, "-n", "figures", "--config", "preset=paper", "--printshellcmds", timeout=120
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert re.search(r"^train\s+5$", proc.stdout, re.M), proc.stdout[-2000:]
+    assert re.search(r"^train\s+10$", proc.stdout, re.M), proc.stdout[-2000:]  # 5 seeds x sync, async
     assert "gpu=1" in proc.stdout
 
 
 def test_lint_is_clean():
     proc = snakemake(ROOT, "--lint", timeout=120)
-    assert proc.returncode == 0 and "Congratulations" in proc.stdout, proc.stdout + proc.stderr
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "Congratulations" in out and "Lints for" not in out, out
 
 
 @pytest.mark.e2e
@@ -106,6 +107,30 @@ def test_test_preset_builds_every_figure_and_table(test_preset_run):
     assert (res / "logs" / "train" / "checkerboard_sync" / "seed0.log").stat().st_size > 0
     assert (res / "benchmarks" / "rollout" / "checkerboard_sync" / "seed1.tsv").exists()
     assert not (res / "checkerboard_sync" / "seed0" / "progress").exists()
+
+
+@pytest.mark.e2e
+def test_test_preset_builds_the_self_healing_comparison(test_preset_run):
+    res = test_preset_run / "results" / "test"
+    for name in (
+        "F2_self_healing.png",
+        "F2_self_healing.pdf",
+        "F2_self_healing_sync.gif",
+        "F2_self_healing_async.gif",
+    ):
+        assert (res / "figures" / name).stat().st_size > 500, name
+    errors = pd.read_csv(res / "tables" / "recovery_errors.csv")
+    assert list(errors.columns) == ["experiment", "seed", "protocol", "trial", "step", "error"]
+    assert set(errors.protocol) == {"self_healing", "robustness", "square_once", "dead_cells"}
+    assert set(errors.experiment) == {"checkerboard_sync", "checkerboard_async"}
+    comparison = pd.read_csv(res / "tables" / "recovery_comparison.csv")
+    assert set(comparison.numerator) == {"checkerboard_async"}
+    models = pd.read_csv(res / "tables" / "models.csv")
+    assert "recovery_auc_mean_self_healing" in set(models[models.experiment == "checkerboard_async"].metric)
+    ds = store.read(res / "checkerboard_async" / "seed1" / "recovery.zarr", group="robustness")
+    assert ds.attrs["inference"] == "async" and ds.sizes["step"] == 31
+    # robustness damage: a block is zeroed after every step
+    assert (ds["damage"].sum(("y", "x")).values[:, 1:] > 0).all()
 
 
 @pytest.mark.e2e

@@ -31,11 +31,14 @@ scales = [int(g.removeprefix("scale")) for g in store.groups(first)]
 train_ds = store.read(first, group=f"scale{min(scales)}")
 big_ds = store.read(first, group=f"scale{max(scales)}")
 
-fig = plt.figure(figsize=(7.2, 4.6), layout="constrained")
-grid = fig.add_gridspec(2, 6, height_ratios=[1.25, 1])
-ax_loss = fig.add_subplot(grid[0, 0:3])
-ax_acc = fig.add_subplot(grid[0, 3:5])
-ax_big = fig.add_subplot(grid[0, 5])
+SMOOTH = 10  # training steps per running mean: the hard metrics come from 1-2 rollouts a step
+for col in ("soft_loss", "hard_loss", "hard_accuracy"):
+    hist[col] = hist.groupby("seed")[col].transform(lambda v: v.rolling(SMOOTH, min_periods=1).mean())
+
+fig = plt.figure(figsize=(7.2, 4.8), layout="constrained")
+top, bottom = fig.subfigures(2, 1, height_ratios=[1.3, 1])
+ax_loss, ax_acc, ax_big = top.subplots(1, 3, width_ratios=[3, 2, 1.2])
+frame_axes = bottom.subplots(1, 6)
 
 for metric, label in (("soft_loss", "soft loss"), ("hard_loss", "hard loss")):
     x, mean, lo, hi = plots.mean_ci(hist, "step", metric)
@@ -44,7 +47,7 @@ ax_loss.set_yscale("symlog", linthresh=1.0)  # a hard loss of 1 is one wrong cel
 ax_loss.set_ylim(bottom=0)
 ax_loss.set_xlabel("training step")
 ax_loss.set_ylabel("sum of squared errors, channel 0")
-ax_loss.set_title(f"(a) loss, mean and 95% interval over {hist.seed.nunique()} seeds")
+ax_loss.set_title(f"(a) loss: mean, 95% interval over {hist.seed.nunique()} seeds")
 ax_loss.legend(loc="upper right")
 
 x, mean, lo, hi = plots.mean_ci(hist, "step", "hard_accuracy")
@@ -52,7 +55,7 @@ plots.band(ax_acc, x, mean, lo, hi, "hard accuracy (training batch)")
 ax_acc.set_ylim(0.4, 1.02)
 ax_acc.set_xlabel("training step")
 ax_acc.set_ylabel("fraction of cells correct")
-ax_acc.set_title("(b) hard accuracy")
+ax_acc.set_title(f"(b) hard accuracy (mean of {SMOOTH} steps)")
 
 t_big = big_ds.sizes["step"] - 1
 plots.show_state(
@@ -68,7 +71,7 @@ for t in range(t_train + 1):  # short rollouts: fill up to six distinct frames
         break
     frames = sorted(set(frames) | {t})
 for i, t in enumerate(frames):
-    ax = fig.add_subplot(grid[1, i])
+    ax = frame_axes[i]
     plots.show_state(ax, train_ds["state"].isel(trial=0, step=t, channel=0).values, f"step {t}")
     if i == 0:
         ax.set_ylabel(f"(c) seed {seed0}, trial 0", fontsize=7)

@@ -9,20 +9,13 @@ from morphogen.workflow import start  # noqa: E402
 start(snakemake)  # noqa: F821
 
 from morphogen import evaluation, provenance, store, training  # noqa: E402
-from morphogen.checkpoint import read_metadata  # noqa: E402
 
 sm = snakemake  # noqa: F821
 exp_cfg = sm.params.experiment
 seed = int(sm.wildcards.seed)
 exp = training.build(exp_cfg)
-params = training.load_params(exp, sm.input.checkpoint, seed)
-meta = read_metadata(sm.input.checkpoint)
+params = training.load_checked_params(exp, sm.input.checkpoint, seed, exp_cfg)
 prov = provenance.record(sm.wildcards.experiment, seed, sm.params.preset, exp_cfg)
-if meta["config_hash"] != prov["config_hash"]:
-    raise RuntimeError(
-        f"checkpoint {sm.input.checkpoint} was trained with config hash {meta['config_hash']}, "
-        f"the config now hashes to {prov['config_hash']}; rerun the train rule"
-    )
 model = exp.family.summary(params, exp.model_cfg)
 for i, scale in enumerate(exp_cfg["evaluation"]["scales"]):
     ds = evaluation.rollout_dataset(exp, params, exp_cfg, seed, scale)

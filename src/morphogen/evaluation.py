@@ -56,3 +56,115 @@ def rollout_dataset(exp: training.Experiment, params, exp_cfg: dict, seed: int, 
         attrs={"scale": scale, "mode": "hard" if hard else "soft"},
     )
     return ds
+
+
+def recovery_dataset(
+    exp: training.Experiment,
+    params,
+    exp_cfg: dict,
+    seed: int,
+    protocol_name: str,
+    protocol: dict,
+    inference: str,
+    fire_rate: float,
+) -> xr.Dataset:
+    """Damage-recovery trials: form the pattern, then damage it and keep running.
+
+    Each trial starts from random cells, runs ``warmup`` steps (the pattern forms), then
+    ``steps`` more steps with the protocol's damage applied after each update. Holds
+    ``error(trial, step)`` (sum over cells of |channel 0 - target| after step and damage) for
+    every step, ``frames(trial, frame_step, y, x)`` of channel 0 for the first
+    ``frame_trials`` trials, and ``damage(trial, frame_step, y, x)`` for the same frames.
+    ``inference`` is ``"model"`` (the model's own update mode), ``"sync"`` or ``"async"``.
+    """
+    from morphogen import damage
+
+    size = int(exp_cfg["task"]["size"])
+    grid = int(protocol["grid"]) if "grid" in protocol else size * int(protocol.get("scale", 1))
+    task = tasks.make({**exp_cfg["task"], "size": grid}, channels=exp.model_cfg["channels"])
+    h, w = task.target.shape
+    n_trials = int(protocol["trials"])
+    # By default the pattern gets as many steps to form as training gave it, scaled with the grid.
+    default_warmup = -(-exp_cfg["training"]["rollout_steps"] * grid // size)
+    warmup = int(protocol.get("warmup", default_warmup))
+    n_steps = int(protocol["run_steps"])
+    frame_steps = np.unique(
+        np.clip(np.asarray(protocol.get("frame_steps", _default_frames(n_steps))), 0, n_steps)
+    )
+    n_frame_trials = min(int(protocol.get("frame_trials", 2)), n_trials)
+
+    mode = exp_cfg["update"]["mode"] if inference == "model" else inference
+    rate = exp_cfg["update"].get("fire_rate", fire_rate) if inference == "model" else fire_rate
+    hard = exp.hard_step is not None
+    base = exp.family.hard_step if hard else exp.family.step
+    step = updates.wrap(base, mode, rate)
+    run_params = exp.family.harden(params) if hard else params
+    target = jnp.asarray(task.target)
+    root = jax.random.fold_in(rng.stream(seed, "damage"), _name_id(protocol_name))
+
+    def trial(i):
+        key = jax.random.fold_in(root, i)
+        x = task.initial_states(jax.random.fold_in(key, 0), 1)
+        x = updates.rollout(step, run_params, x, jax.random.fold_in(key, 1), exp.model_cfg, warmup)
+        k_run, k_damage = jax.random.fold_in(key, 2), jax.random.fold_in(key, 3)
+
+        def body(x, t):
+            x = step(run_params, x, jax.random.fold_in(k_run, t), exp.model_cfg)
+            m = damage.mask_at(protocol, k_damage, t, h, w)
+            x = damage.apply(x, m)
+            return x, (damage.recovery_error(x, target)[0], x[0, ..., 0], m)
+
+        x0_err = damage.recovery_error(x, target)[0]
+        _, (err, states, masks) = jax.lax.scan(body, x, jnp.arange(n_steps))
+        err = jnp.concatenate([x0_err[None], err])
+        states = jnp.concatenate([x[0, ..., 0][None], states])
+        masks = jnp.concatenate([jnp.zeros((1, h, w)), masks])
+        return err, states[frame_steps], masks[frame_steps]
+
+    run = jax.jit(jax.vmap(trial))
+    err, frames, masks = jax.device_get(run(jnp.arange(n_trials)))
+    dtype = np.uint8 if hard else np.float32
+    return xr.Dataset(
+        {
+            "error": (("trial", "step"), np.asarray(err, np.float32)),
+            "frames": (
+                ("frame_trial", "frame_step", "y", "x"),
+                np.asarray(frames[:n_frame_trials]).astype(dtype),
+            ),
+            "damage": (
+                ("frame_trial", "frame_step", "y", "x"),
+                np.asarray(masks[:n_frame_trials]).astype(np.uint8),
+            ),
+            "target": (("y", "x"), task.target.astype(np.float32)),
+        },
+        coords={
+            "trial": np.arange(n_trials),
+            "step": np.arange(n_steps + 1),
+            "frame_trial": np.arange(n_frame_trials),
+            "frame_step": frame_steps,
+            "y": np.arange(h),
+            "x": np.arange(w),
+        },
+        attrs={
+            "protocol": protocol_name,
+            "protocol_config": dict(protocol),
+            "inference": mode,
+            "fire_rate": float(rate if mode == "async" else 1.0),
+            "warmup_steps": warmup,
+            "damage_end": min(damage.damage_end(protocol), n_steps),
+        },
+    )
+
+
+def _default_frames(n_steps: int) -> list[int]:
+    """Every step of short runs (for animations), a log-spaced selection of long ones."""
+    if n_steps <= 400:
+        return list(range(n_steps + 1))
+    return sorted({0, *np.unique(np.geomspace(1, n_steps, 24).astype(int)).tolist()})
+
+
+def _name_id(name: str) -> int:
+    """A stable small integer for a protocol name (its key stream)."""
+    import zlib
+
+    return zlib.crc32(name.encode()) & 0x7FFFFFFF

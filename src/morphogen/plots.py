@@ -72,3 +72,17 @@ def show_state(ax, image, title: str | None = None) -> None:
     ax.grid(False)
     if title:
         ax.set_title(title, fontsize=7)
+
+
+def save_gif(frames, path: str | Path, *, fps: int = 12, upscale: int = 4, damage=None) -> None:
+    """Animate (T, H, W) cell states in [0, 1]; damaged cells (mask (T, H, W)) shown in red."""
+    import imageio.v3 as iio
+
+    frames = np.asarray(frames, np.float32)
+    grey = (np.clip(frames, 0, 1) * 255).astype(np.uint8)
+    rgb = np.repeat(grey[..., None], 3, axis=-1)
+    if damage is not None:
+        hit = np.asarray(damage) > 0
+        rgb[hit] = (0.6 * rgb[hit] + 0.4 * np.array([213, 94, 0])).astype(np.uint8)
+    rgb = rgb.repeat(upscale, axis=1).repeat(upscale, axis=2)
+    iio.imwrite(path, rgb, extension=".gif", duration=1000 / fps, loop=0)

@@ -55,12 +55,14 @@ def run_id(path: str | Path) -> tuple[str, int]:
     return p.parent.parent.name, int(p.parent.name.removeprefix("seed"))
 
 
-def models_table(histories, rollouts) -> pd.DataFrame:
+def models_table(histories, rollouts, recoveries=()) -> pd.DataFrame:
     rows = []
     for h in histories:
         rows += training_rows(h, *run_id(h))
     for r in rollouts:
         rows += rollout_rows(r, *run_id(r))
+    if recoveries:
+        rows += recovery_model_rows(recovery_per_trial(*recovery_errors(recoveries)))
     df = pd.DataFrame(rows, columns=COLUMNS)
     return df.sort_values(["experiment", "seed", "metric"], kind="stable").reset_index(drop=True)
 
@@ -77,3 +79,147 @@ def timings_table(timing_files) -> pd.DataFrame:
 
 def write_csv(df: pd.DataFrame, path: str | Path) -> None:
     df.to_csv(path, index=False, float_format="%.6g", lineterminator="\n")
+
+
+# --------------------------------------------------------------------------- recovery
+
+
+def recovery_errors(paths) -> tuple[pd.DataFrame, dict]:
+    """Tidy error curves (experiment, seed, protocol, trial, step, error) and protocol facts."""
+    frames, facts = [], {}
+    for path in paths:
+        experiment, seed = run_id(path)
+        for protocol in store.groups(path):
+            ds = store.read(path, group=protocol)
+            err = ds["error"].to_pandas().stack().rename("error").reset_index()
+            err.insert(0, "protocol", protocol)
+            err.insert(0, "seed", seed)
+            err.insert(0, "experiment", experiment)
+            frames.append(err)
+            facts[(experiment, protocol)] = {
+                "damage_end": int(ds.attrs["damage_end"]),
+                "cells": int(ds.sizes["y"] * ds.sizes["x"]),
+                "inference": ds.attrs["inference"],
+            }
+    cols = ["experiment", "seed", "protocol", "trial", "step", "error"]
+    df = pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
+    return df, facts
+
+
+def recovery_per_trial(errors: pd.DataFrame, facts: dict) -> pd.DataFrame:
+    """Per trial: steps to recover (error back to 0 after the damage ends; NaN if never or if
+    the damage never ends), area under the error curve after damage starts, final error."""
+    rows = []
+    for (exp, seed, protocol, trial), g in errors.groupby(
+        ["experiment", "seed", "protocol", "trial"], sort=True
+    ):
+        err = g.sort_values("step")["error"].to_numpy()
+        end = facts[(exp, protocol)]["damage_end"]
+        steps = np.nan
+        if end < len(err):
+            zero = np.flatnonzero(err[end:] == 0)
+            steps = float(zero[0]) if len(zero) else np.nan
+        rows.append(
+            {
+                "experiment": exp,
+                "seed": seed,
+                "protocol": protocol,
+                "trial": trial,
+                "recovery_steps": steps,
+                "recovered": float(not np.isnan(steps)),
+                "recovery_auc": float(err[1:].sum()),
+                "final_error": float(err[-1]),
+                "mean_error_fraction": float(err[1:].mean() / facts[(exp, protocol)]["cells"]),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+SUMMARY_METRICS = ("recovery_steps", "recovered", "recovery_auc", "final_error", "mean_error_fraction")
+
+
+def bootstrap_mean(values: np.ndarray, n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """Mean and 95% percentile-bootstrap interval (NaNs ignored)."""
+    v = values[~np.isnan(values)]
+    if len(v) == 0:
+        return np.nan, np.nan, np.nan
+    rng = np.random.default_rng(seed)
+    boots = v[rng.integers(0, len(v), (n_boot, len(v)))].mean(axis=1)
+    lo, hi = np.percentile(boots, [2.5, 97.5])
+    return float(v.mean()), float(lo), float(hi)
+
+
+def recovery_summary(per_trial: pd.DataFrame) -> pd.DataFrame:
+    """Per (experiment, protocol, metric): mean over seeds x trials with a 95% interval."""
+    rows = []
+    for (exp, protocol), g in per_trial.groupby(["experiment", "protocol"], sort=True):
+        for metric in SUMMARY_METRICS:
+            mean, lo, hi = bootstrap_mean(g[metric].to_numpy(float))
+            rows.append(
+                {
+                    "experiment": exp,
+                    "protocol": protocol,
+                    "metric": metric,
+                    "n": len(g),
+                    "mean": mean,
+                    "ci_low": lo,
+                    "ci_high": hi,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def ratio_interval(a: np.ndarray, b: np.ndarray, n_boot: int = 2000, seed: int = 0):
+    """mean(a) / mean(b) with a 95% bootstrap interval, resampling a's and b's units apart."""
+    a, b = a[~np.isnan(a)], b[~np.isnan(b)]
+    if len(a) == 0 or len(b) == 0 or b.mean() == 0:
+        return np.nan, np.nan, np.nan
+    rng = np.random.default_rng(seed)
+    ra = a[rng.integers(0, len(a), (n_boot, len(a)))].mean(axis=1)
+    rb = b[rng.integers(0, len(b), (n_boot, len(b)))].mean(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = ra / rb
+    lo, hi = np.nanpercentile(ratios, [2.5, 97.5])
+    return float(a.mean() / b.mean()), float(lo), float(hi)
+
+
+def recovery_comparison(per_trial: pd.DataFrame, numerator: str, denominator: str) -> pd.DataFrame:
+    """Per protocol and metric: numerator-model mean / denominator-model mean, 95% interval
+    (bootstrap over the seed x trial units of each model)."""
+    rows = []
+    for protocol, g in per_trial.groupby("protocol", sort=True):
+        a, b = g[g.experiment == numerator], g[g.experiment == denominator]
+        if a.empty or b.empty:
+            continue
+        for metric in ("recovery_steps", "recovery_auc", "final_error", "mean_error_fraction"):
+            r, lo, hi = ratio_interval(a[metric].to_numpy(float), b[metric].to_numpy(float))
+            rows.append(
+                {
+                    "protocol": protocol,
+                    "metric": metric,
+                    "numerator": numerator,
+                    "denominator": denominator,
+                    "ratio": r,
+                    "ci_low": lo,
+                    "ci_high": hi,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def recovery_model_rows(per_trial: pd.DataFrame) -> list[dict]:
+    """Models-table rows: per (experiment, seed) and protocol, the recovery metrics."""
+    rows = []
+    for (exp, seed, protocol), g in per_trial.groupby(["experiment", "seed", "protocol"], sort=True):
+        steps = g["recovery_steps"].to_numpy(float)
+        vals = {
+            "recovery_steps_mean": float(np.nanmean(steps)) if (~np.isnan(steps)).any() else np.nan,
+            "recovered_fraction": float(g["recovered"].mean()),
+            "recovery_auc_mean": float(g["recovery_auc"].mean()),
+            "final_error_mean": float(g["final_error"].mean()),
+        }
+        rows += [
+            {"experiment": exp, "seed": seed, "metric": f"{k}_{protocol}", "value": v}
+            for k, v in vals.items()
+        ]
+    return rows

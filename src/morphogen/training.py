@@ -253,3 +253,15 @@ def clear_progress(progress_dir: str | Path, cfg_hash: str) -> None:
     _remove_tree(run_dir)
     with contextlib.suppress(OSError):
         Path(progress_dir).rmdir()  # only if no other config's checkpoints are left
+
+
+def load_checked_params(exp: Experiment, path: str | Path, seed: int, exp_cfg: dict):
+    """Like :func:`load_params`, refusing a checkpoint trained with another config."""
+    meta = checkpoint.read_metadata(path)
+    want = provenance.config_hash(exp_cfg)
+    if meta.get("config_hash") != want:
+        raise checkpoint.CheckpointError(
+            f"checkpoint {path} was trained with config hash {meta.get('config_hash')}, the config now "
+            f"hashes to {want}; rerun its train job"
+        )
+    return load_params(exp, path, seed)

@@ -1,4 +1,4 @@
-"""Glue for the workflow scripts: logging, XLA flags, thread limits.
+"""Glue for the workflow scripts: logging and XLA flags.
 
 Call :func:`start` first thing in a script, before anything imports JAX: XLA reads its flags
 when JAX initialises.
@@ -12,15 +12,11 @@ import sys
 DETERMINISTIC_XLA_FLAGS = "--xla_gpu_deterministic_ops=true"
 
 
-def configure_jax(threads: int | None = None) -> None:
-    """Deterministic GPU kernels, and at most ``threads`` CPU threads per process."""
+def configure_jax() -> None:
+    """Deterministic GPU kernels (a no-op on CPU), set before JAX initialises."""
     flags = os.environ.get("XLA_FLAGS", "").split()
     if DETERMINISTIC_XLA_FLAGS not in flags:
         flags.append(DETERMINISTIC_XLA_FLAGS)
-    if threads is not None and threads == 1:
-        for f in ("--xla_cpu_multi_thread_eigen=false", "intra_op_parallelism_threads=1"):
-            if f not in flags:
-                flags.append(f)
     os.environ["XLA_FLAGS"] = " ".join(flags)
 
 
@@ -29,4 +25,4 @@ def start(snakemake) -> None:
     if snakemake.log:
         log = open(snakemake.log[0], "w", buffering=1)  # noqa: SIM115 - lives as long as the job
         sys.stderr = sys.stdout = log
-    configure_jax(getattr(snakemake, "threads", None))
+    configure_jax()

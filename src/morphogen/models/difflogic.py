@@ -197,6 +197,20 @@ def _coefficients(logits):
 # --------------------------------------------------------------------------- soft/hard (float)
 
 
+def _rows(x, idx):
+    """``x[idx]`` along axis 0. Known (non-traced) small index sets become static slices,
+    whose gradients are cheap pads instead of scatter-adds; an index set that repeats one row
+    becomes that row, left to broadcast."""
+    if isinstance(idx, jax.core.Tracer):
+        return jnp.take(x, idx, axis=0)
+    idx = np.asarray(idx)
+    if np.all(idx == idx[0]):
+        return x[int(idx[0]) : int(idx[0]) + 1]
+    if len(idx) <= 16:
+        return jnp.concatenate([x[int(i) : int(i) + 1] for i in idx])
+    return jnp.take(x, idx, axis=0)
+
+
 def patches(state, periodic: bool):
     """(B, H, W, C) -> (9, C, B*H*W): the 3x3 neighbourhood, row-major, centre at index 4."""
     if periodic:
@@ -215,12 +229,9 @@ def circuit(params: dict, p, channels: int):
     n_kernels = params["logits"]["perception"][0].shape[0]
     for i, (wire, logits) in enumerate(zip(params["wires"]["perception"], params["logits"]["perception"])):
         coef = _coefficients(logits)  # (K, out, 4)
-        if i == 0:
-            a = jnp.take(x, wire[0], axis=0)[:, None]  # (out, 1, C, N)
-            b = jnp.take(x, wire[1], axis=0)[:, None]
-        else:
-            a = jnp.take(x, wire[0], axis=0)  # (out, K, C, N)
-            b = jnp.take(x, wire[1], axis=0)
+        a, b = _rows(x, wire[0]), _rows(x, wire[1])
+        if i == 0:  # (out, C, N) -> (out, 1, C, N): every kernel reads the same patch
+            a, b = a[:, None], b[:, None]
         c = jnp.swapaxes(coef, 0, 1)[..., None, None, :]  # (out, K, 1, 1, 4)
         x = c[..., 0] + a * (c[..., 1] + c[..., 3] * b) + c[..., 2] * b
     # x: (S, K, C, N) -> features ordered (c, s, k), centre state in front.
@@ -229,8 +240,7 @@ def circuit(params: dict, p, channels: int):
     x = jnp.concatenate([p[4], feats], axis=0)
     for wire, logits in zip(params["wires"]["update"], params["logits"]["update"]):
         coef = _coefficients(logits)[:, None, :]  # (out, 1, 4)
-        a = jnp.take(x, wire[0], axis=0)
-        b = jnp.take(x, wire[1], axis=0)
+        a, b = _rows(x, wire[0]), _rows(x, wire[1])
         x = coef[..., 0] + a * (coef[..., 1] + coef[..., 3] * b) + coef[..., 2] * b
     return x
 
@@ -273,20 +283,16 @@ def packed_circuit(params: dict, p, channels: int):
     n_kernels = params["logits"]["perception"][0].shape[0]
     for i, (wire, logits) in enumerate(zip(params["wires"]["perception"], params["logits"]["perception"])):
         m = jnp.swapaxes(_masks(logits), 0, 1)[..., None, None, :]  # (out, K, 1, 1, 4)
+        a, b = _rows(x, wire[0]), _rows(x, wire[1])
         if i == 0:
-            a = jnp.take(x, wire[0], axis=0)[:, None]
-            b = jnp.take(x, wire[1], axis=0)[:, None]
-        else:
-            a = jnp.take(x, wire[0], axis=0)
-            b = jnp.take(x, wire[1], axis=0)
+            a, b = a[:, None], b[:, None]
         x = m[..., 0] ^ (a & (m[..., 1] ^ (b & m[..., 3]))) ^ (b & m[..., 2])
     s = x.shape[0]
     feats = jnp.transpose(x, (2, 0, 1, 3)).reshape(channels * s * n_kernels, -1)
     x = jnp.concatenate([p[4], feats], axis=0)
     for wire, logits in zip(params["wires"]["update"], params["logits"]["update"]):
         m = _masks(logits)[:, None, :]
-        a = jnp.take(x, wire[0], axis=0)
-        b = jnp.take(x, wire[1], axis=0)
+        a, b = _rows(x, wire[0]), _rows(x, wire[1])
         x = m[..., 0] ^ (a & (m[..., 1] ^ (b & m[..., 3]))) ^ (b & m[..., 2])
     return x
 

@@ -1,0 +1,98 @@
+"""Damage protocols and the recovery error.
+
+A protocol says which cells are zeroed (all channels) after which steps of a rollout:
+
+``square_once``      a ``size`` x ``size`` square at the grid centre, zeroed once after step ``at``.
+``square_for``       the same square zeroed after every step for ``steps`` steps, then released
+                     (self-healing: does the pattern come back?).
+``random_block``     after every step a ``size`` x ``size`` block at a random top-left corner,
+                     clipped at the border (the robustness test).
+``dead_cells``       a fixed random set of cells (``fraction`` of the grid) zeroed after every
+                     step, for good (fault tolerance).
+
+Masks are 1 where a cell is destroyed. Everything is a pure function of a key, so trials are
+vmapped, each with its own stream.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+PROTOCOLS = ("square_once", "square_for", "random_block", "dead_cells")
+
+
+REQUIRED = {
+    "square_once": ("size",),
+    "square_for": ("size", "steps"),
+    "random_block": ("size",),
+    "dead_cells": ("fraction",),
+}
+
+
+def validate(name: str, protocol: dict) -> None:
+    """Raise ValueError naming the missing key of protocol ``name``."""
+    kind = protocol.get("name")
+    if kind not in REQUIRED:
+        raise ValueError(f"damage_protocols.{name}.name must be one of {', '.join(PROTOCOLS)}, got {kind!r}")
+    for key in REQUIRED[kind]:
+        if key not in protocol:
+            raise ValueError(f"damage_protocols.{name}: protocol {kind} needs key {key!r}")
+    if "grid" in protocol and "scale" in protocol:
+        raise ValueError(f"damage_protocols.{name}: give either 'grid' or 'scale', not both")
+
+
+def square(height: int, width: int, size: int, top: int | None = None, left: int | None = None):
+    """(H, W) float mask of a ``size`` square, centred unless ``top``/``left`` are given."""
+    top = (height - size) // 2 if top is None else top
+    left = (width - size) // 2 if left is None else left
+    y = jnp.arange(height)[:, None]
+    x = jnp.arange(width)[None, :]
+    return ((y >= top) & (y < top + size) & (x >= left) & (x < left + size)).astype(jnp.float32)
+
+
+def random_block(key, height: int, width: int, size: int):
+    """A ``size`` block at a uniformly random top-left corner, clipped at the border."""
+    k_y, k_x = jax.random.split(key)
+    top = jax.random.randint(k_y, (), 0, height)
+    left = jax.random.randint(k_x, (), 0, width)
+    y = jnp.arange(height)[:, None]
+    x = jnp.arange(width)[None, :]
+    return ((y >= top) & (y < top + size) & (x >= left) & (x < left + size)).astype(jnp.float32)
+
+
+def mask_at(protocol: dict, key, t, height: int, width: int):
+    """(H, W) mask of the cells destroyed after step ``t`` (0-based) of a trial."""
+    name = protocol["name"]
+    if name == "square_once":
+        hit = t == int(protocol.get("at", 0))
+        return square(height, width, int(protocol["size"])) * hit
+    if name == "square_for":
+        hit = t < int(protocol["steps"])
+        return square(height, width, int(protocol["size"])) * hit
+    if name == "random_block":
+        hit = t < int(protocol.get("steps", 1 << 30))
+        return random_block(jax.random.fold_in(key, t), height, width, int(protocol["size"])) * hit
+    if name == "dead_cells":
+        return (jax.random.uniform(key, (height, width)) < float(protocol["fraction"])).astype(jnp.float32)
+    raise ValueError(f"unknown damage protocol {name!r}; known: {', '.join(PROTOCOLS)}")
+
+
+def damage_end(protocol: dict) -> int:
+    """The first step after which no more damage is done (None-like large for permanent)."""
+    name = protocol["name"]
+    if name == "square_once":
+        return int(protocol.get("at", 0)) + 1
+    if name in ("square_for", "random_block"):
+        return int(protocol.get("steps", 1 << 30))
+    return 1 << 30
+
+
+def apply(state, mask):
+    """Zero the masked cells (all channels): state (..., H, W, C), mask (..., H, W)."""
+    return state * (1.0 - mask[..., None])
+
+
+def recovery_error(state, target):
+    """Sum over cells of |channel 0 - target|: (..., H, W, C) -> (...)."""
+    return jnp.sum(jnp.abs(state[..., 0] - target), axis=(-2, -1))

@@ -1,0 +1,91 @@
+"""Damage protocols zero exactly the cells they say; recovery metrics mean what they say."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import pytest
+
+from morphogen import damage, tables, tasks
+
+
+def _mask(protocol, t, key=0, h=20, w=20):
+    return np.asarray(damage.mask_at(protocol, jax.random.key(key), t, h, w))
+
+
+def test_square_once_zeroes_the_centre_square_once():
+    p = {"name": "square_once", "size": 6, "at": 3}
+    m = _mask(p, 3)
+    assert m.sum() == 36
+    ys, xs = np.nonzero(m)
+    assert (ys.min(), ys.max(), xs.min(), xs.max()) == (7, 12, 7, 12)
+    assert _mask(p, 2).sum() == 0 and _mask(p, 4).sum() == 0
+
+
+def test_square_for_damages_for_k_steps_then_releases():
+    p = {"name": "square_for", "size": 4, "steps": 5}
+    assert all(_mask(p, t).sum() == 16 for t in range(5))
+    assert all(_mask(p, t).sum() == 0 for t in range(5, 12))
+    assert damage.damage_end(p) == 5
+
+
+def test_random_block_moves_and_is_clipped_at_the_border():
+    p = {"name": "random_block", "size": 10}
+    sizes, corners = [], set()
+    for t in range(40):
+        m = _mask(p, t)
+        ys, xs = np.nonzero(m)
+        sizes.append(m.sum())
+        corners.add((ys.min(), xs.min()))
+        # a solid rectangle: as many cells as its bounding box
+        assert m.sum() == (ys.max() - ys.min() + 1) * (xs.max() - xs.min() + 1)
+    assert max(sizes) == 100 and min(sizes) < 100  # clipped blocks occur
+    assert len(corners) > 20
+
+
+def test_dead_cells_are_the_same_at_every_step():
+    p = {"name": "dead_cells", "fraction": 0.1}
+    first = _mask(p, 0, h=100, w=100)
+    assert first.mean() == pytest.approx(0.1, abs=0.02)
+    for t in (1, 50, 999):
+        np.testing.assert_array_equal(_mask(p, t, h=100, w=100), first)
+
+
+def test_apply_zeroes_all_channels_of_damaged_cells_only():
+    state = jnp.ones((1, 20, 20, 3))
+    m = jnp.asarray(_mask({"name": "square_once", "size": 4, "at": 0}, 0))
+    out = np.asarray(damage.apply(state, m))
+    assert out.sum() == 3 * (400 - 16)
+    assert np.all(out[0, 8:12, 8:12] == 0)
+
+
+def test_recovery_error_is_zero_on_an_undamaged_perfect_pattern():
+    target = tasks.checkerboard(16, 16)
+    state = np.random.default_rng(0).integers(0, 2, (2, 16, 16, 8)).astype(np.float32)
+    state[..., 0] = target
+    np.testing.assert_array_equal(np.asarray(damage.recovery_error(jnp.asarray(state), target)), [0, 0])
+    state[0, 3, 3, 0] = 1 - state[0, 3, 3, 0]
+    assert float(damage.recovery_error(jnp.asarray(state), target)[0]) == 1
+
+
+def test_validate_names_the_missing_key():
+    with pytest.raises(ValueError, match="damage_protocols.heal: protocol square_for needs key 'steps'"):
+        damage.validate("heal", {"name": "square_for", "size": 3})
+
+
+def test_recovery_steps_count_from_the_end_of_the_damage():
+    err = [0, 30, 30, 30, 20, 10, 0, 0]  # damage after steps 1..3 (damage_end = 3)
+    df = pd.DataFrame(
+        {"experiment": "e", "seed": 0, "protocol": "p", "trial": 0, "step": range(8), "error": err}
+    )
+    per = tables.recovery_per_trial(df, {("e", "p"): {"damage_end": 3, "cells": 100}})
+    row = per.iloc[0]
+    assert row.recovery_steps == 3 and row.recovered == 1
+    assert row.recovery_auc == sum(err[1:]) and row.final_error == 0
+
+
+def test_ratio_interval_covers_the_ratio():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(10, 1, 200), rng.normal(20, 1, 200)
+    r, lo, hi = tables.ratio_interval(a, b)
+    assert lo < r < hi and r == pytest.approx(0.5, abs=0.02)
