@@ -124,3 +124,28 @@ def test_killed_training_job_resumes_bit_identically(tiny_experiment, tmp_path):
     assert 0 < resumed["timing"]["resumed_from"] < 60
     for x, y in zip(_final_params(full), _final_params(resumed)):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_training_stops_after_a_run_of_perfect_steps(tiny_experiment, tmp_path, monkeypatch):
+    """With stop_after_perfect=N, training ends N steps into an unbroken run of exact hard
+    rollouts, and the history holds only the steps taken."""
+    import jax.numpy as jnp
+
+    accuracy = [0.5, 1.0, 0.9] + [1.0] * 30  # a perfect step, a miss, then perfection from step 4
+    real = training.make_train_step
+
+    def scripted(*args):
+        step_fn = real(*args)
+
+        def step(state, key):
+            state, metrics = step_fn(state, key)
+            return state, {**metrics, "hard_accuracy": jnp.float32(accuracy[int(state.step) - 1])}
+
+        return step
+
+    monkeypatch.setattr(training, "make_train_step", scripted)
+    cfg = tiny_experiment
+    cfg["training"].update(steps=20, stop_after_perfect=5, checkpoint_every=1000)
+    r = _train(cfg, tmp_path)
+    assert len(r["history"]["hard_accuracy"]) == 3 + 5
+    assert r["metadata"]["step"] == 8 and r["timing"]["steps_run"] == 8

@@ -40,18 +40,26 @@ top, bottom = fig.subfigures(2, 1, height_ratios=[1.3, 1])
 ax_loss, ax_acc, ax_big = top.subplots(1, 3, width_ratios=[3, 2, 1.2])
 frame_axes = bottom.subplots(1, 6)
 
+# Runs stop early once exact, so they differ in length: each seed is drawn as a thin line, the
+# mean and its 95% interval only over the steps that every seed ran.
+common = hist.groupby("seed")["step"].max().min()
 for metric, label in (("soft_loss", "soft loss"), ("hard_loss", "hard loss")):
-    x, mean, lo, hi = plots.mean_ci(hist, "step", metric)
-    plots.band(ax_loss, x, mean, lo, hi, label)
+    x, mean, lo, hi = plots.mean_ci(hist[hist.step <= common], "step", metric)
+    color = ax_loss.plot(x, mean, lw=1.2, label=label)[0].get_color()
+    ax_loss.fill_between(x, lo, hi, color=color, alpha=0.25, lw=0)
+    for _, run in hist.groupby("seed"):
+        ax_loss.plot(run.step, run[metric], color=color, lw=0.5, alpha=0.5)
 ax_loss.set_yscale("symlog", linthresh=1.0)  # a hard loss of 1 is one wrong cell; 0 must show
 ax_loss.set_ylim(bottom=0)
 ax_loss.set_xlabel("training step")
 ax_loss.set_ylabel("sum of squared errors, channel 0")
-ax_loss.set_title(f"(a) loss: mean, 95% interval over {hist.seed.nunique()} seeds")
+ax_loss.set_title("(a) loss: seeds (thin), mean and 95% interval")
 ax_loss.legend(loc="upper right")
 
-x, mean, lo, hi = plots.mean_ci(hist, "step", "hard_accuracy")
-plots.band(ax_acc, x, mean, lo, hi, "hard accuracy (training batch)")
+x, mean, lo, hi = plots.mean_ci(hist[hist.step <= common], "step", "hard_accuracy")
+plots.band(ax_acc, x, mean, lo, hi, "mean over seeds")
+for _, run in hist.groupby("seed"):
+    ax_acc.plot(run.step, run["hard_accuracy"], color="0.4", lw=0.5, alpha=0.6)
 ax_acc.set_ylim(0.4, 1.02)
 ax_acc.set_xlabel("training step")
 ax_acc.set_ylabel("fraction of cells correct")
@@ -87,9 +95,11 @@ n_gates = int(models[models.metric == "gates_total"].value.iloc[0])
 big = f"{max(scales)}x"
 fig.suptitle(
     f"Differentiable logic CA, checkerboard, synchronous: {n_gates} gates, {int(gates.min())}-{int(gates.max())} "
-    f"active (not a wire)\nhard accuracy at the last step, mean over seeds and trials: "
-    f"training grid {_acc('hard_accuracy_train')}, {big} grid {_acc(f'hard_accuracy_{big}')}; "
-    f"perfect trials {_acc('perfect_trials_train')} and {_acc(f'perfect_trials_{big}')}",
+    f"active (not a wire), {hist.seed.nunique()} seeds\n"
+    f"hard accuracy at the last step (mean over seeds and trials): training grid {_acc('hard_accuracy_train')}, "
+    f"{big} grid {_acc(f'hard_accuracy_{big}')}\n"
+    f"rollouts with every cell right: {_acc('perfect_trials_train')} (training grid), "
+    f"{_acc(f'perfect_trials_{big}')} ({big} grid)",
     fontsize=7.5,
 )
 plots.save(fig, sm.output.png, sm.output.pdf)

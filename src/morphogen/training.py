@@ -193,8 +193,18 @@ def train(
     key_train = rng.stream(seed, "train")
     every = int(tcfg.get("checkpoint_every", max(1, total // 10)))
     log_every = int(tcfg.get("log_every", max(1, total // 50)))
+    # Optional early stop: the hard circuit was exact on every training rollout of the last
+    # `patience` steps (2 x patience fresh random start states for batch 2).
+    patience = int(tcfg.get("stop_after_perfect", 0))
+    streak = 0
+    if patience and "hard_accuracy" in history:
+        for acc in history["hard_accuracy"][:start][::-1]:
+            if acc < 1.0:
+                break
+            streak += 1
     t0 = time.perf_counter()
     t_compile = None
+    end = start
     for i in range(start, total):
         state, metrics = train_step(state, jax.random.fold_in(key_train, i))
         metrics = {k: float(v) for k, v in metrics.items()}
@@ -209,7 +219,14 @@ def train(
             )
         for k, v in metrics.items():
             history[k][i] = v
-        done = i + 1
+        done = end = i + 1
+        if patience:
+            streak = streak + 1 if metrics["hard_accuracy"] >= 1.0 else 0
+            if streak >= patience:
+                log(
+                    f"[{experiment} seed {seed}] step {done}: hard accuracy 100% for {patience} steps; stopping"
+                )
+                break
         if done % log_every == 0 or done == total:
             rate = (time.perf_counter() - t_loop) / max(1, done - start - 1) if done - start > 1 else 0.0
             eta = rate * (total - done)
@@ -220,7 +237,8 @@ def train(
             for old in sorted(run_dir.glob("step_*"))[:-2]:
                 _remove_tree(old)
     elapsed = time.perf_counter() - t0
-    trained = total - start
+    trained = end - start
+    history = {k: v[:end] for k, v in history.items()}
     timing = {
         "train_seconds": elapsed,
         "compile_seconds": t_compile or 0.0,
@@ -228,7 +246,7 @@ def train(
         "steps_run": trained,
         "resumed_from": start,
     }
-    metadata = {**prov, "step": total, "config": exp_cfg}
+    metadata = {**prov, "step": end, "config": exp_cfg}
     return {"state": state, "static": static, "history": history, "metadata": metadata, "timing": timing}
 
 
