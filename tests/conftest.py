@@ -50,6 +50,7 @@ WORKFLOW_FILES = ("Snakefile", "rules", "workflow_scripts", "config", "profiles"
 
 def copy_workflow(dest: Path) -> Path:
     """A copy of this checkout's workflow (no results, no venv): a clean place to run it."""
+    dest.mkdir(parents=True, exist_ok=True)
     for name in WORKFLOW_FILES:
         src = ROOT / name
         if src.is_dir():
