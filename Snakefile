@@ -2,7 +2,6 @@
 #
 #   snakemake --cores 8 figures                           default preset (quick, CPU)
 #   snakemake --cores 8 figures --config preset=paper     the reference hyperparameters (GPU)
-#   snakemake --profile profiles/slurm figures            on a SLURM cluster
 
 from pathlib import Path
 
