@@ -4,18 +4,16 @@ import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821 - this checkout's library
 
-from morphogen.workflow import start  # noqa: E402
+from morphogen.workflow import start, trained_run  # noqa: E402
 
 start(snakemake)  # noqa: F821
 
-from morphogen import evaluation, provenance, store, training  # noqa: E402
+from morphogen import evaluation, store  # noqa: E402
 
 sm = snakemake  # noqa: F821
 exp_cfg = sm.params.experiment
 seed = int(sm.wildcards.seed)
-exp = training.build(exp_cfg)
-params = training.load_checked_params(exp, sm.input.checkpoint, seed, exp_cfg)
-prov = provenance.record(sm.wildcards.experiment, seed, sm.params.preset, exp_cfg)
+exp, params, prov = trained_run(sm)
 model = exp.family.summary(params, exp.model_cfg)
 for i, scale in enumerate(exp_cfg["evaluation"]["scales"]):
     ds = evaluation.rollout_dataset(exp, params, exp_cfg, seed, scale)

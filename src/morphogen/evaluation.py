@@ -6,12 +6,14 @@ independent start states drawn from the ``rollout`` stream, run in one vmapped b
 
 from __future__ import annotations
 
+import zlib
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from morphogen import rng, tasks, training, updates
+from morphogen import damage, rng, tasks, training, updates
 
 
 def rollout_dataset(exp: training.Experiment, params, exp_cfg: dict, seed: int, scale: int) -> xr.Dataset:
@@ -77,8 +79,6 @@ def recovery_dataset(
     ``frame_trials`` trials, and ``damage(trial, frame_step, y, x)`` for the same frames.
     ``inference`` is ``"model"`` (the model's own update mode), ``"sync"`` or ``"async"``.
     """
-    from morphogen import damage
-
     size = int(exp_cfg["task"]["size"])
     grid = int(protocol["grid"]) if "grid" in protocol else size * int(protocol.get("scale", 1))
     task = tasks.make({**exp_cfg["task"], "size": grid}, channels=exp.model_cfg["channels"])
@@ -165,6 +165,4 @@ def _default_frames(n_steps: int) -> list[int]:
 
 def _name_id(name: str) -> int:
     """A stable small integer for a protocol name (its key stream)."""
-    import zlib
-
     return zlib.crc32(name.encode()) & 0x7FFFFFFF

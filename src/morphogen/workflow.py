@@ -26,3 +26,15 @@ def start(snakemake) -> None:
         log = open(snakemake.log[0], "w", buffering=1)  # noqa: SIM115 - lives as long as the job
         sys.stderr = sys.stdout = log
     configure_jax()
+
+
+def trained_run(snakemake):
+    """(experiment, params, provenance) of the job's trained (experiment, seed) checkpoint."""
+    from morphogen import provenance, training
+
+    exp_cfg = snakemake.params.experiment
+    seed = int(snakemake.wildcards.seed)
+    exp = training.build(exp_cfg)
+    params = training.load_checked_params(exp, snakemake.input.checkpoint, seed, exp_cfg)
+    prov = provenance.record(snakemake.wildcards.experiment, seed, snakemake.params.preset, exp_cfg)
+    return exp, params, prov
