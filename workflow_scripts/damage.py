@@ -17,16 +17,7 @@ exp_cfg = sm.params.experiment
 seed = int(sm.wildcards.seed)
 exp, params, prov = trained_run(sm)
 for i, (name, protocol) in enumerate(sm.params.protocols.items()):
-    ds = evaluation.recovery_dataset(
-        exp,
-        params,
-        exp_cfg,
-        seed,
-        name,
-        protocol,
-        protocol.get("inference", "model"),
-        protocol.get("fire_rate", 0.6),
-    )
+    ds = evaluation.recovery_dataset(exp, params, exp_cfg, seed, name, protocol)
     ds.attrs["provenance"] = prov
     err = ds["error"].values
     end = ds.attrs["damage_end"]

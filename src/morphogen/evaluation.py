@@ -67,8 +67,6 @@ def recovery_dataset(
     seed: int,
     protocol_name: str,
     protocol: dict,
-    inference: str,
-    fire_rate: float,
 ) -> xr.Dataset:
     """Damage-recovery trials: form the pattern, then damage it and keep running.
 
@@ -77,7 +75,8 @@ def recovery_dataset(
     ``error(trial, step)`` (sum over cells of |channel 0 - target| after step and damage) for
     every step, ``frames(trial, frame_step, y, x)`` of channel 0 for the first
     ``frame_trials`` trials, and ``damage(trial, frame_step, y, x)`` for the same frames.
-    ``inference`` is ``"model"`` (the model's own update mode), ``"sync"`` or ``"async"``.
+    The protocol's ``inference`` is ``"model"`` (the model's own update mode, the default),
+    ``"sync"`` or ``"async"`` (with the protocol's ``fire_rate``, default 0.6).
     """
     size = int(exp_cfg["task"]["size"])
     grid = int(protocol["grid"]) if "grid" in protocol else size * int(protocol.get("scale", 1))
@@ -93,6 +92,8 @@ def recovery_dataset(
     )
     n_frame_trials = min(int(protocol.get("frame_trials", 2)), n_trials)
 
+    inference = protocol.get("inference", "model")
+    fire_rate = float(protocol.get("fire_rate", 0.6))
     mode = exp_cfg["update"]["mode"] if inference == "model" else inference
     rate = exp_cfg["update"].get("fire_rate", fire_rate) if inference == "model" else fire_rate
     hard = exp.hard_step is not None

@@ -37,7 +37,7 @@ def write(ds: xr.Dataset, path: str | Path, *, group: str | None = None, chunk_d
     ds.to_zarr(
         path,
         group=group,
-        mode="w" if group is None else "a" if mode == "a" else "w",
+        mode=mode,
         encoding=_encoding(ds, chunk_dims),
         consolidated=False,
         zarr_format=3,
