@@ -2,6 +2,7 @@
 #
 #   snakemake --cores 8 figures                           default preset (quick, CPU)
 #   snakemake --cores 8 figures --config preset=paper     the reference hyperparameters (GPU)
+#   snakemake --report results/quick/report.html          every figure and table on one page
 
 from pathlib import Path
 
@@ -11,6 +12,9 @@ min_version("9.0")
 
 
 configfile: Path(workflow.basedir) / "config" / "config.yaml"
+
+
+report: "report/workflow.rst"
 
 
 include: "rules/common.smk"
@@ -26,6 +30,7 @@ rule figures:
     input:
         figure_targets(),
         table_targets(),
+        PROVENANCE,
 
 
 rule all:

@@ -151,7 +151,8 @@ def run_path(name):
 
 
 def experiment_config(wildcards):
-    return EXPERIMENTS[wildcards.experiment]
+    """The experiment's config as its jobs see it (the seed list is the workflow's business)."""
+    return {k: v for k, v in EXPERIMENTS[wildcards.experiment].items() if k != "seeds"}
 
 
 def figure_experiments():
@@ -163,12 +164,17 @@ def figure_experiments():
     return exps
 
 
+def seeds_of(experiment):
+    """An experiment's seeds: its own `seeds` key, else the top-level `seeds`."""
+    return EXPERIMENTS[experiment].get("seeds", SEEDS)
+
+
 def runs(name, experiments=None):
     """One path per (experiment, seed) for the given experiments (default: the figures')."""
     return [
         run_path(name).format(experiment=e, seed=s)
         for e in (experiments or figure_experiments())
-        for s in SEEDS
+        for s in seeds_of(e)
     ]
 
 
@@ -205,3 +211,47 @@ def train_gpus():
 
 def software_env():
     return "../envs/cuda.yaml" if train_gpus() > 0 else "../envs/cpu.yaml"
+
+
+# The HTML report (snakemake --report): figure captions in report/ show numbers that the figure
+# jobs write next to the figures, and the workflow description shows provenance.json.
+PROVENANCE = str(RESULTS / "provenance.json")
+
+
+def report_numbers(wildcards, output):
+    """The job's numbers file (RST) as a Path, so that a report caption can read it when the report
+    is built: ``{{ snakemake.params.numbers.read_text() }}``. The path never changes, so neither
+    does the param."""
+    return Path(output.numbers)
+
+
+def write_provenance(checkpoints, path, preset, log):
+    """Write provenance.json from the checkpoints' metadata: the seeds and config hash of each
+    experiment, the git commit, package versions and device of the runs. A fact that every run
+    shares is written once, one that differs as {"<experiment>/seed<k>": value}. No times or paths:
+    deterministic."""
+    import json
+
+    metas = [json.loads((Path(c) / "metadata.json").read_text()) for c in checkpoints]
+    metas.sort(key=lambda m: (m["experiment"], m["seed"]))
+
+    def shared(values):
+        distinct = {json.dumps(v, sort_keys=True) for v in values.values()}
+        return next(iter(values.values())) if len(distinct) == 1 else values
+
+    seeds, hashes = {}, {}
+    for m in metas:
+        seeds.setdefault(m["experiment"], []).append(m["seed"])
+        hashes.setdefault(m["experiment"], {})[f"seed{m['seed']}"] = m["config_hash"]
+    record = {
+        "preset": preset,
+        "seeds": seeds,
+        "config_hash": {exp: shared(by_seed) for exp, by_seed in hashes.items()},
+    }
+    for key in ("git_commit", "morphogen_version", "packages", "platform", "device_kind", "xla_flags", "x64"):
+        record[key] = shared({f"{m['experiment']}/seed{m['seed']}": m.get(key) for m in metas})
+    with open(path, "w") as f:
+        json.dump(record, f, indent=2)
+        f.write("\n")
+    with open(log, "w") as f:
+        print(f"provenance of {len(metas)} runs written to {path}", file=f)

@@ -6,13 +6,18 @@ rule models_table:
         checkpoints=runs("checkpoint"),
         rollouts=runs("rollout.zarr"),
         recoveries=runs("recovery.zarr", damage_experiments()),
-        timings=expand(
-            str(RESULTS / "benchmarks" / "train_timing" / "{experiment}" / "seed{seed}.json"),
-            experiment=figure_experiments(),
-            seed=SEEDS,
-        ),
+        timings=[
+            str(RESULTS / "benchmarks" / "train_timing" / e / f"seed{s}.json")
+            for e in figure_experiments()
+            for s in seeds_of(e)
+        ],
     output:
-        models=str(RESULTS / "tables" / "models.csv"),
+        models=report(
+            str(RESULTS / "tables" / "models.csv"),
+            caption="../report/models.rst",
+            category="Tables",
+            labels={"table": "T1 models", "rows": "one per experiment, seed, metric"},
+        ),
         timings=str(RESULTS / "tables" / "timings.csv"),
     log:
         str(RESULTS / "logs" / "models_table.log"),
@@ -29,8 +34,18 @@ rule compare_recovery:
         recoveries=runs("recovery.zarr", damage_experiments()),
     output:
         errors=str(RESULTS / "tables" / "recovery_errors.csv"),
-        summary=str(RESULTS / "tables" / "recovery_summary.csv"),
-        comparison=str(RESULTS / "tables" / "recovery_comparison.csv"),
+        summary=report(
+            str(RESULTS / "tables" / "recovery_summary.csv"),
+            caption="../report/recovery_summary.rst",
+            category="Tables",
+            labels={"table": "recovery summary", "rows": "one per experiment, damage protocol, metric"},
+        ),
+        comparison=report(
+            str(RESULTS / "tables" / "recovery_comparison.csv"),
+            caption="../report/recovery_comparison.rst",
+            category="Tables",
+            labels={"table": "recovery comparison", "rows": "one per damage protocol, metric"},
+        ),
     params:
         # the ratio reported: numerator / denominator
         numerator="checkerboard_async",

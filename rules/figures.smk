@@ -6,8 +6,17 @@ rule figure_F1:
         rollouts=runs("rollout.zarr", ["checkerboard_sync"]),
         models=str(RESULTS / "tables" / "models.csv"),
     output:
-        png=str(RESULTS / "figures" / "F1_checkerboard_sync.png"),
+        png=report(
+            str(RESULTS / "figures" / "F1_checkerboard_sync.png"),
+            caption="../report/F1_checkerboard_sync.rst",
+            category="F1 checkerboard (sync)",
+            labels={"figure": "F1", "kind": "static", "model": "sync-trained"},
+        ),
         pdf=str(RESULTS / "figures" / "F1_checkerboard_sync.pdf"),
+        numbers=str(RESULTS / "figures" / "F1_checkerboard_sync.numbers.rst"),
+    params:
+        # read by the report caption when the report is built (see report_numbers)
+        numbers=report_numbers,
     log:
         str(RESULTS / "logs" / "figures" / "F1_checkerboard_sync.log"),
     conda:
@@ -25,13 +34,52 @@ rule figure_F2:
         comparison=str(RESULTS / "tables" / "recovery_comparison.csv"),
         models=str(RESULTS / "tables" / "models.csv"),
     output:
-        png=str(RESULTS / "figures" / "F2_self_healing.png"),
+        png=report(
+            str(RESULTS / "figures" / "F2_self_healing.png"),
+            caption="../report/F2_self_healing.rst",
+            category="F2 self-healing",
+            labels={"figure": "F2", "kind": "static", "model": "sync- vs async-trained"},
+        ),
         pdf=str(RESULTS / "figures" / "F2_self_healing.pdf"),
-        gif_sync=str(RESULTS / "figures" / "F2_self_healing_sync.gif"),
-        gif_async=str(RESULTS / "figures" / "F2_self_healing_async.gif"),
+        gif_sync=report(
+            str(RESULTS / "figures" / "F2_self_healing_sync.gif"),
+            caption="../report/F2_self_healing_animation.rst",
+            category="F2 self-healing",
+            labels={"figure": "F2", "kind": "animation", "model": "sync-trained"},
+        ),
+        gif_async=report(
+            str(RESULTS / "figures" / "F2_self_healing_async.gif"),
+            caption="../report/F2_self_healing_animation.rst",
+            category="F2 self-healing",
+            labels={"figure": "F2", "kind": "animation", "model": "async-trained"},
+        ),
+        numbers=str(RESULTS / "figures" / "F2_self_healing.numbers.rst"),
+    params:
+        # read by the report captions when the report is built (see report_numbers)
+        numbers=report_numbers,
     log:
         str(RESULTS / "logs" / "figures" / "F2_self_healing.log"),
     conda:
         "../envs/cpu.yaml"
     script:
         "../workflow_scripts/figure_F2.py"
+
+
+rule provenance:
+    """What the results were made from (config hashes, code revision, packages), for the report."""
+    input:
+        checkpoints=runs("checkpoint"),
+    output:
+        report(
+            PROVENANCE,
+            caption="../report/provenance.rst",
+            category="Provenance",
+            labels={"file": "provenance.json", "content": "config hashes, git commit, packages"},
+        ),
+    params:
+        preset=PRESET,
+    log:
+        str(RESULTS / "logs" / "provenance.log"),
+    localrule: True
+    run:
+        write_provenance(input.checkpoints, output[0], params.preset, log[0])

@@ -45,7 +45,7 @@ def tiny_experiment():
     }
 
 
-WORKFLOW_FILES = ("Snakefile", "rules", "workflow_scripts", "config", "profiles", "envs", "src")
+WORKFLOW_FILES = ("Snakefile", "rules", "workflow_scripts", "config", "profiles", "envs", "report", "src")
 
 
 def copy_workflow(dest: Path) -> Path:

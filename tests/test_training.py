@@ -1,11 +1,12 @@
 """Training: the loss goes down, a killed run resumes bit-identically, divergence is caught."""
 
+import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
-import time
 
 import jax
 import numpy as np
@@ -92,38 +93,63 @@ def test_resume_from_a_checkpoint_equals_an_uninterrupted_run(tiny_experiment, t
 
 KILL_SCRIPT = """
 import json, sys
-from morphogen import training
+from morphogen import checkpoint, training
 cfg = json.loads(sys.argv[1])
-training.train(cfg, 0, experiment="tiny", preset="unit", progress_dir=sys.argv[2])
+r = training.train(cfg, 0, experiment="tiny", preset="unit", progress_dir=sys.argv[2])
+checkpoint.save(sys.argv[3], (r["state"], r["history"]), {"step": int(r["state"].step)})
 """
 
+STEP_LINE = re.compile(r"\] step (\d+)/")
 
-def test_killed_training_job_resumes_bit_identically(tiny_experiment, tmp_path):
-    """SIGKILL a training process after its first checkpoint; the rerun ends where an
-    uninterrupted run ends, bit for bit."""
-    cfg = tiny_experiment
-    cfg["training"].update(steps=60, checkpoint_every=5)
-    full = _train(cfg, tmp_path, "full")
-    progress = tmp_path / "killed"
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    proc = subprocess.Popen(
-        [sys.executable, "-c", KILL_SCRIPT, json.dumps(cfg), str(progress)],
+
+def _train_process(cfg, progress, out):
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-c", KILL_SCRIPT, json.dumps(cfg), str(progress), str(out)],
         env=env,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
     )
-    deadline = time.time() + 120
-    while time.time() < deadline and not list(progress.glob("*/step_*")):
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    killed_at = checkpoint.latest(next(progress.iterdir()))
-    assert killed_at is not None, "no checkpoint was written before the kill"
-    resumed = training.train(
-        cfg, 0, experiment="tiny", preset="unit", progress_dir=progress, log=lambda m: None
-    )
-    assert 0 < resumed["timing"]["resumed_from"] < 60
-    for x, y in zip(_final_params(full), _final_params(resumed)):
-        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_training_killed_five_times_at_random_steps_ends_bit_identical(tiny_experiment, tmp_path):
+    """SIGKILL the training process at five random steps (between checkpoints); each rerun
+    resumes from the last checkpoint, and the final checkpoint equals an uninterrupted run's
+    byte for byte."""
+    cfg = tiny_experiment
+    total = 80
+    cfg["training"].update(steps=total, checkpoint_every=7, log_every=1)
+    reference = _train_process(cfg, tmp_path / "ref_progress", tmp_path / "ref_final")
+    assert reference.wait(timeout=300) == 0, reference.stderr.read()[-2000:]
+
+    progress, final = tmp_path / "progress", tmp_path / "final"
+    kill_steps = sorted(np.random.default_rng(2026).choice(np.arange(8, total - 2), 5, replace=False))
+    resumed_from = []
+    for target in kill_steps:
+        proc = _train_process(cfg, progress, final)
+        seen = 0
+        for line in proc.stderr:  # the loop logs every step: kill once it reports `target`
+            if m := STEP_LINE.search(line):
+                seen = int(m.group(1))
+            if line.startswith("resuming"):
+                resumed_from.append(int(line.split("(step ")[1].split("/")[0]))
+            if seen >= target:
+                os.kill(proc.pid, signal.SIGKILL)
+                break
+        proc.wait(timeout=60)
+        assert proc.returncode == -signal.SIGKILL, f"the run ended before step {target}"
+        assert not final.exists()
+    proc = _train_process(cfg, progress, final)
+    tail = proc.stderr.read()
+    assert proc.wait(timeout=300) == 0, tail[-2000:]
+    resumed_from.append(int(tail.split("resuming")[1].split("(step ")[1].split("/")[0]))
+
+    # Every rerun but the first started from the newest checkpoint at or before the kill.
+    assert resumed_from == [7 * (k // 7) for k in kill_steps], (kill_steps, resumed_from)
+    a = (tmp_path / "ref_final" / "arrays.npz").read_bytes()
+    b = (final / "arrays.npz").read_bytes()
+    assert hashlib.sha256(a).hexdigest() == hashlib.sha256(b).hexdigest()
 
 
 def test_training_stops_after_a_run_of_perfect_steps(tiny_experiment, tmp_path, monkeypatch):

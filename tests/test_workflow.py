@@ -149,7 +149,7 @@ def test_nothing_reruns_and_editing_the_model_reruns_training(test_preset_run):
 
 
 # Files that record wall-clock time, by design not reproducible.
-VOLATILE = re.compile(r"(^|/)(logs|benchmarks)/|tables/timings\.csv$|\.snakemake_timestamp$")
+VOLATILE = re.compile(r"(^|/)(logs|benchmarks)/|tables/timings\.csv$|\.snakemake_timestamp$|report\.html$")
 
 
 def _digests(root):

@@ -2,7 +2,8 @@
 
 (a) soft and hard loss per training step, mean and 95% band over seeds; (b) hard accuracy;
 (c) hard rollout frames from a random start state to the pattern on the training grid;
-(d) the last frame of the same circuit on the 4x grid after 4x the steps.
+(d) the last frame of the same circuit on the 4x grid after 4x the steps. The numbers behind it
+go to an RST table that the report caption (report/F1_checkerboard_sync.rst) shows.
 """
 
 import sys
@@ -31,6 +32,7 @@ scales = [int(g.removeprefix("scale")) for g in store.groups(first)]
 train_ds = store.read(first, group=f"scale{min(scales)}")
 big_ds = store.read(first, group=f"scale{max(scales)}")
 
+final = hist.sort_values("step").groupby("seed").last()  # the last training step, before smoothing
 SMOOTH = 10  # training steps per running mean: the hard metrics come from 1-2 rollouts a step
 for col in ("soft_loss", "hard_loss", "hard_accuracy"):
     hist[col] = hist.groupby("seed")[col].transform(lambda v: v.rolling(SMOOTH, min_periods=1).mean())
@@ -103,3 +105,44 @@ fig.suptitle(
     fontsize=7.5,
 )
 plots.save(fig, sm.output.png, sm.output.pdf)
+
+
+def _per_seed(metric):
+    return [float(models[(models.metric == metric) & (models.seed == s)].value.iloc[0]) for s in seeds]
+
+
+def _row(label, values, fmt, mean_fmt=None):
+    """A table row: the label, one cell per seed (NaN: n/a), the mean over seeds formatted with
+    ``mean_fmt`` (default ``fmt``; "" leaves the mean out)."""
+    known = [v for v in values if v == v]  # v != v only for NaN
+    cells = [fmt.format(v) if v == v else "n/a" for v in values]
+    mean = (fmt if mean_fmt is None else mean_fmt).format(sum(known) / len(known)) if known else ""
+    return [label, *cells, mean]
+
+
+seeds = sorted(hist.seed.unique())
+small = f"{train_ds.sizes['y']}x{train_ds.sizes['x']}"
+large = f"{big_ds.sizes['y']}x{big_ds.sizes['x']}"
+never = [v if v >= 0 else float("nan") for v in _per_seed("first_perfect_step")]
+rows = [
+    _row("training steps run", _per_seed("train_steps"), "{:.0f}", "{:.1f}"),
+    _row("final soft loss", _per_seed("final_soft_loss"), "{:.2f}"),
+    _row("final hard loss (cells wrong)", _per_seed("final_hard_loss"), "{:.0f}", "{:.1f}"),
+    _row("hard accuracy, last training step", list(final.loc[seeds, "hard_accuracy"]), "{:.1%}"),
+    _row("first training step with every cell right", never, "{:.0f}", mean_fmt=""),
+    _row(f"hard accuracy, training grid ({small})", _per_seed("hard_accuracy_train"), "{:.1%}"),
+    _row(f"hard accuracy, {big} grid ({large})", _per_seed(f"hard_accuracy_{big}"), "{:.1%}"),
+    _row(f"rollouts with every cell right, {small}", _per_seed("perfect_trials_train"), "{:.0%}"),
+    _row(f"rollouts with every cell right, {large}", _per_seed(f"perfect_trials_{big}"), "{:.0%}"),
+    _row(f"active gates (of {n_gates})", _per_seed("gates_active"), "{:.0f}", "{:.1f}"),
+]
+table = pd.DataFrame(rows, columns=["", *(f"seed {s}" for s in seeds), "mean"])
+with open(sm.output.numbers, "w") as f:
+    f.write(
+        ".. The numbers behind F1 (rule figure_F1, from tables/models.csv and train.csv).\n\n"
+        f".. csv-table:: Per seed; accuracies on the grids are means over {train_ds.sizes['trial']} "
+        "rollouts from random start states, at their last step; n/a: never.\n"
+        "   :header-rows: 1\n\n"
+    )
+    for line in table.to_csv(index=False, lineterminator="\n").splitlines():
+        f.write(f"   {line}\n")

@@ -3,7 +3,8 @@
 (a, b) frames of one self-healing trial per model: the pattern, the damaged square (red), the
 recovery; (c) error after the self-healing damage, (d) error under continual random damage with
 async inference for both models: mean and 95% band over seeds x trials. GIFs of trial 0 sit
-beside the figure.
+beside the figure. The numbers behind it go to RST tables that the report captions
+(report/F2_self_healing*.rst) show.
 """
 
 import sys
@@ -65,10 +66,12 @@ def stat(exp, metric, protocol=HEAL, fmt="{:.1f}"):
 fig = plt.figure(figsize=(7.2, 6.6), layout="constrained")
 top, bottom = fig.subfigures(2, 1, height_ratios=[2, 1.5])
 frame_axes = top.subplots(2, 6)
+shown = []  # (model, seed, error curve) of the trial drawn in (a, b) and the GIFs
 for row, exp in enumerate(MODELS):
     seed, path = stores[exp][0]
     ds = store.read(path, group=HEAL)
     end = ds.attrs["damage_end"]
+    shown.append((exp, seed, ds["error"].isel(trial=0).values))
     last = int(ds["frame_step"].values[-1])
     want = [0, 1, max(1, end // 2), end, min(last, end + 10), last]
     for col, t in enumerate(want):
@@ -103,10 +106,12 @@ ax_heal.set_ylabel("fraction of cells wrong (channel 0)")
 ax_heal.set_title("(c) self-healing: centre square zeroed, then released")
 ax_heal.legend(loc="upper right")
 ax_rob.set_xscale("symlog", linthresh=10)
-ax_rob.set_xlabel("step (random 10x10 block zeroed after each)")
+_block = store.read(stores["checkerboard_sync"][0][1], group=ROBUST).attrs["protocol_config"]["size"]
+ax_rob.set_xlabel(f"step (random {_block}x{_block} block zeroed after each)")
 ax_rob.set_title("(d) robustness, async inference for both")
 ax_rob.legend(loc="upper right")
-units = int(summary[(summary.protocol == HEAL) & (summary.metric == "recovered")]["n"].iloc[0])
+_n = summary[(summary.protocol == HEAL) & (summary.metric == "recovered")].set_index("experiment")["n"]
+units = f"{int(_n['checkerboard_sync'])} (sync) and {int(_n['checkerboard_async'])} (async)"
 
 ratio = comparison[(comparison.protocol == HEAL) & (comparison.metric == "recovery_steps")]
 ratio_text = (
@@ -123,3 +128,87 @@ fig.suptitle(
     fontsize=7,
 )
 plots.save(fig, sm.output.png, sm.output.pdf)
+
+
+def _row(label, metric, protocol=HEAL, fmt="{:.1f}", ratio=True):
+    """A table row: mean [95% CI] per model, then async / sync (ratio of means [95% CI])."""
+    cells = [label, *(stat(exp, metric, protocol, fmt) for exp in MODELS)]
+    r = comparison[(comparison.protocol == protocol) & (comparison.metric == metric)]
+    if not ratio:
+        cells.append("")
+    elif len(r) and not np.isnan(r.ratio.iloc[0]):
+        cells.append(f"{r.ratio.iloc[0]:.2f} [{r.ci_low.iloc[0]:.2f}, {r.ci_high.iloc[0]:.2f}]")
+    else:
+        cells.append("n/a")
+    return cells
+
+
+def _csv_table(title, header, rows):
+    """An RST csv-table directive (the report renders captions from RST)."""
+    lines = pd.DataFrame(rows, columns=header).to_csv(index=False, lineterminator="\n").splitlines()
+    return f".. csv-table:: {title}\n   :header-rows: 1\n\n" + "".join(f"   {ln}\n" for ln in lines) + "\n"
+
+
+def _units(protocol):
+    """How many seed x trial units each model's means are over."""
+    rows = summary[(summary.protocol == protocol) & (summary.metric == "final_error")]
+    return ", ".join(
+        f"{label} {int(rows[rows.experiment == exp]['n'].iloc[0])}" for exp, label in MODELS.items()
+    )
+
+
+heal_ds = store.read(stores["checkerboard_sync"][0][1], group=HEAL)
+heal_cfg = heal_ds.attrs["protocol_config"]
+end = int(heal_ds.attrs["damage_end"])
+rob_cfg = store.read(stores["checkerboard_sync"][0][1], group=ROBUST).attrs["protocol_config"]
+n_cells = heal_ds.sizes["y"] * heal_ds.sizes["x"]
+header = ["", *MODELS.values(), "ratio async / sync"]
+trial_rows = []
+for exp, seed, err in shown:
+    back = np.flatnonzero(err[end:] == 0)
+    steps = int(back[0]) if len(back) else "never"
+    trial_rows.append([MODELS[exp], seed, int(err[0]), int(err[end]), int(err[-1]), steps])
+last = len(shown[0][2]) - 1
+
+with open(sm.output.numbers, "w") as f:
+    f.write(".. The numbers behind F2 (rule figure_F2, from tables/recovery_*.csv and recovery.zarr).\n\n")
+    f.write(
+        _csv_table(
+            f"Self-healing ({heal_ds.sizes['y']}x{heal_ds.sizes['x']} grid, a {heal_cfg['size']}x"
+            f"{heal_cfg['size']} centre square zeroed for {end} steps, then released): mean [95% CI] over "
+            f"seeds x trials ({_units(HEAL)})",
+            header,
+            [
+                _row("back to 0 errors after release (share)", "recovered", fmt="{:.0%}", ratio=False),
+                _row("steps to recover (trials that did)", "recovery_steps"),
+                _row("area under the error curve (cells x steps)", "recovery_auc"),
+                _row(f"cells wrong at the last step (of {n_cells})", "final_error"),
+                _row("mean fraction of cells wrong", "mean_error_fraction", fmt="{:.3f}"),
+            ],
+        )
+    )
+    f.write(
+        _csv_table(
+            f"Robustness (a random {rob_cfg['size']}x{rob_cfg['size']} block zeroed after every step, async "
+            f"inference for both): mean [95% CI] over seeds x trials ({_units(ROBUST)})",
+            header,
+            [
+                _row("mean fraction of cells wrong", "mean_error_fraction", ROBUST, fmt="{:.3f}"),
+                _row("cells wrong at the last step", "final_error", ROBUST),
+            ],
+        )
+    )
+    f.write(
+        _csv_table(
+            "The trial drawn in (a, b) and animated: trial 0 of the first seed",
+            [
+                "",
+                "seed",
+                "cells wrong at step 0",
+                f"at step {end} (damage ends)",
+                f"at step {last}",
+                "steps to recover",
+            ],
+            trial_rows,
+        )
+    )

@@ -2,6 +2,8 @@
 
 morphogen info                         versions, devices, XLA flags
 morphogen export CHECKPOINT OUT.json   a trained logic circuit as a JAX-free netlist
+morphogen diff [A] [B]                 compare two results trees (directories or git revisions):
+                                       tables, stores, checkpoints, figures, and why they differ
 """
 
 from __future__ import annotations
@@ -46,6 +48,56 @@ def _export(args) -> int:
     return 0
 
 
+def _diff(args) -> int:
+    from morphogen import diff
+
+    return diff.run(
+        args.a,
+        args.b,
+        preset=args.preset,
+        repo=args.repo,
+        cache=args.cache,
+        cores=args.cores,
+        rebuild=args.rebuild,
+        rtol=args.rtol,
+        atol=args.atol,
+        show_all=args.all,
+        fmt=args.format,
+        precision=args.precision,
+        limit=args.limit,
+        html_path=args.html,
+    )
+
+
+def _at_least(cast, low):
+    def parse(text):
+        try:
+            value = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not value >= low:
+            raise argparse.ArgumentTypeError(f"{text!r} must be {low} or more")
+        return value
+
+    return parse
+
+
+DIFF_EPILOG = """\
+A and B are each a results directory (results/<preset>, or a checkout holding it) or a git
+revision. A defaults to HEAD and B to the working tree's results/<preset> (brought up to date
+missing). A revision is checked out in <repo>/.morphogen/diff/<sha> (a git worktree) and built
+there with `snakemake figures --config preset=<preset>`; a finished build is reused.
+
+Numbers are within tolerance when |b - a| <= atol + rtol * |a| (A is the reference). Both
+default to 0: any difference exceeds. Non-numeric differences (shapes, text, bytes, missing
+rows or files) always exceed. Figures compare by pixels on the 0-255 scale; tables/timings.csv
+(wall times) is never compared; logs/ and benchmarks/ are ignored.
+
+Exit status: 0 when nothing exceeds tolerance, 1 when something does, 2 for a bad path or
+revision, or a failed build.
+"""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="morphogen", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -58,6 +110,54 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("out", help="output .json path")
     p.set_defaults(func=_export)
+    p = sub.add_parser(
+        "diff",
+        help="compare two results trees (directories or git revisions) and explain the differences",
+        description="Compare two results trees: tables, zarr stores, checkpoints and figures.",
+        epilog=DIFF_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("a", nargs="?", metavar="A", help="results directory or git revision (default: HEAD)")
+    p.add_argument(
+        "b", nargs="?", metavar="B", help="results directory or git revision (default: the working tree)"
+    )
+    p.add_argument("--preset", default="test", help="preset whose results are compared (default: test)")
+    p.add_argument("--repo", default=".", help="a directory inside the git repository (default: .)")
+    p.add_argument(
+        "--cache", help="where revisions are checked out and built (default: <repo>/.morphogen/diff)"
+    )
+    p.add_argument(
+        "--cores",
+        type=_at_least(int, 1),
+        default=None,
+        help="cores for building a revision (default: all of them)",
+    )
+    p.add_argument(
+        "--rebuild", action="store_true", help="run the workflow again for a revision built before"
+    )
+    p.add_argument("--rtol", type=_at_least(float, 0), default=0.0, help="relative tolerance (default: 0)")
+    p.add_argument("--atol", type=_at_least(float, 0), default=0.0, help="absolute tolerance (default: 0)")
+    p.add_argument(
+        "--all", action="store_true", help="show identical items and wall times too, not only differences"
+    )
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", dest="format", action="store_const", const="json", help="JSON output")
+    fmt.add_argument("--md", dest="format", action="store_const", const="md", help="Markdown table output")
+    p.set_defaults(format="text")
+    p.add_argument(
+        "--precision",
+        type=_at_least(int, 1),
+        default=5,
+        help="significant digits of numbers shown (default: 5)",
+    )
+    p.add_argument(
+        "--limit",
+        type=_at_least(int, 0),
+        default=50,
+        help="rows shown per file in text, Markdown and HTML output; 0 shows all (default: 50)",
+    )
+    p.add_argument("--html", metavar="PATH", help="also write a self-contained HTML report to PATH")
+    p.set_defaults(func=_diff)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -7,6 +7,7 @@ when JAX initialises.
 from __future__ import annotations
 
 import os
+import socket
 import sys
 
 DETERMINISTIC_XLA_FLAGS = "--xla_gpu_deterministic_ops=true"
@@ -26,6 +27,17 @@ def start(snakemake) -> None:
         log = open(snakemake.log[0], "w", buffering=1)  # noqa: SIM115 - lives as long as the job
         sys.stderr = sys.stdout = log
     configure_jax()
+    print(job_header(getattr(snakemake, "rule", "?")), flush=True)
+
+
+def job_header(rule: str) -> str:
+    """One log line naming where the job ran: host, and the SLURM job when there is one."""
+    where = f"host {socket.gethostname()}"
+    if os.environ.get("SLURM_JOB_ID"):
+        where += f", slurm job {os.environ['SLURM_JOB_ID']}"
+        if os.environ.get("SLURM_JOB_PARTITION"):
+            where += f" on partition {os.environ['SLURM_JOB_PARTITION']}"
+    return f"morphogen: rule {rule}, {where}, XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}"
 
 
 def trained_run(snakemake):
