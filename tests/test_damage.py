@@ -89,3 +89,14 @@ def test_ratio_interval_covers_the_ratio():
     a, b = rng.normal(10, 1, 200), rng.normal(20, 1, 200)
     r, lo, hi = tables.ratio_interval(a, b)
     assert lo < r < hi and r == pytest.approx(0.5, abs=0.02)
+
+
+def test_fixed_grid_meets_the_far_border_as_the_training_grid_does():
+    from morphogen.evaluation import protocol_grid
+
+    cb14 = {"name": "checkerboard", "size": 14, "square": 2}
+    cb16 = {"name": "checkerboard", "size": 16, "square": 2}
+    assert protocol_grid(cb16, {"grid": 64}) == 64
+    assert protocol_grid(cb14, {"grid": 64}) == 62  # 14 and 62 both end mid-period (mod 4 = 2)
+    assert protocol_grid(cb14, {"grid": 64, "match_border": False}) == 64
+    assert protocol_grid(cb14, {"scale": 4}) == 56

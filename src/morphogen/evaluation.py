@@ -60,6 +60,24 @@ def rollout_dataset(exp: training.Experiment, params, exp_cfg: dict, seed: int, 
     return ds
 
 
+def protocol_grid(task_cfg: dict, protocol: dict) -> int:
+    """The side of a damage protocol's grid: ``scale`` x the training grid, or ``grid``.
+
+    A fixed ``grid`` is by default shrunk to the nearest size at or below it that meets the
+    pattern's period (two tiles) the way the training grid does (``match_border``): a
+    checkerboard anchored at the top-left corner ends mid-period at the far border of a 14-cell
+    grid but not of a 64-cell one, and a circuit trained on one kind of border need not know
+    the other. So a 14x14-trained circuit is damaged on 62x62, a 16x16-trained one on 64x64.
+    """
+    size = int(task_cfg["size"])
+    if "grid" not in protocol:
+        return size * int(protocol.get("scale", 1))
+    grid = int(protocol["grid"])
+    if protocol.get("match_border", True) and task_cfg["name"] == "checkerboard":
+        grid -= (grid - size) % (2 * int(task_cfg.get("square", 2)))
+    return grid
+
+
 def recovery_dataset(
     exp: training.Experiment,
     params,
@@ -79,7 +97,7 @@ def recovery_dataset(
     ``"sync"`` or ``"async"`` (with the protocol's ``fire_rate``, default 0.6).
     """
     size = int(exp_cfg["task"]["size"])
-    grid = int(protocol["grid"]) if "grid" in protocol else size * int(protocol.get("scale", 1))
+    grid = protocol_grid(exp_cfg["task"], protocol)
     task = tasks.make({**exp_cfg["task"], "size": grid}, channels=exp.model_cfg["channels"])
     h, w = task.target.shape
     n_trials = int(protocol["trials"])
