@@ -151,7 +151,11 @@ def test_identical_trees(base, tmp_path, capsys):
     )
     (b / "logs").mkdir()
     (b / "logs" / "train.log").write_text("volatile\n")
-    rc, out, _ = run(capsys, base, b)
+    # provenance.json names the commit: it explains differences and is never one itself
+    a = copy_of(base, tmp_path / "a")
+    (a / "provenance.json").write_text('{"git_commit": "aaaa"}\n')
+    (b / "provenance.json").write_text('{"git_commit": "bbbb"}\n')
+    rc, out, _ = run(capsys, a, b)
     assert rc == 0
     assert "no differences" in out
     assert "timings" not in out

@@ -68,6 +68,9 @@ STATUS_ORDER = {EXCEEDS: 0, REMOVED: 1, ADDED: 2, WITHIN: 3, IDENTICAL: 4, INFO:
 
 IGNORED_DIRS = ("logs", "benchmarks")  # top-level directories of a results tree that never compare
 VOLATILE_FILES = ("tables/timings.csv",)  # wall times: shown as info, never compared
+# What the results were made with (commit, versions, config hashes): it explains a difference
+# (see the provenance line) and is never one itself.
+PROVENANCE_FILES = ("provenance.json",)
 ID_COLUMNS = {"seed", "trial", "step", "scale", "grid", "epoch", "frame", "index", "id", "generation"}
 IMAGE_SUFFIXES = (".png", ".gif")
 BLOCK_BYTES = 32 * 2**20  # arrays are compared in blocks along their first axis of about this size
@@ -281,6 +284,10 @@ def compare(a: Tree, b: Tree, *, rtol: float = 0.0, atol: float = 0.0, keep_all:
                 rel, "(file)", _kind(p), status, a="present" if pa else None, b="present" if pb else None
             )
             report.add(item, keep=keep_all or status != INFO)
+            continue
+        if rel in PROVENANCE_FILES:
+            status = IDENTICAL if _same_bytes(pa, pb) else INFO
+            report.add(Item(rel, "(provenance)", "file", status), keep=keep_all)
             continue
         kind = _kind(pa)
         if kind != _kind(pb):
