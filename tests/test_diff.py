@@ -159,7 +159,7 @@ def test_identical_trees(base, tmp_path, capsys):
     assert rc == 0
     assert "no differences" in out
     assert "timings" not in out
-    rc, out, _ = run(capsys, base, b, "--all")
+    rc, out, _ = run(capsys, a, b, "--all")
     assert rc == 0
     timing = next(line for line in out.splitlines() if "timings.csv" in line)
     assert timing.split()[-1] == "info" and "9" in timing
