@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -78,3 +80,16 @@ def run_test_preset(workdir: Path) -> Path:
 def test_preset_run(tmp_path_factory):
     """The whole `figures` DAG of the `test` preset, run once in a clean copy."""
     return run_test_preset(tmp_path_factory.mktemp("e2e_a"))
+
+
+# Files that record wall-clock time, by design not reproducible.
+VOLATILE = re.compile(r"(^|/)(logs|benchmarks)/|tables/timings\.csv$|\.snakemake_timestamp$|report\.html$")
+
+
+def result_digests(root):
+    """sha256 of every results file that must be reproducible, by path relative to ``root``."""
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not VOLATILE.search(str(p.relative_to(root)))
+    }

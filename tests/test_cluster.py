@@ -18,8 +18,7 @@ import time
 
 import pytest
 import yaml
-from conftest import ROOT, copy_workflow
-from test_workflow import _digests
+from conftest import ROOT, copy_workflow, result_digests
 
 from morphogen import workflow
 
@@ -121,8 +120,8 @@ def test_test_preset_through_slurm_matches_a_local_run(test_preset_run, tmp_path
     assert len(set(ids.values())) == len(heavy)  # one SLURM job per (rule, experiment, seed)
 
     # ... and produced exactly the files a local run produces.
-    local = _digests(test_preset_run / "results")
-    remote = _digests(workdir / "results")
+    local = result_digests(test_preset_run / "results")
+    remote = result_digests(workdir / "results")
     assert remote.keys() == local.keys()
     differ = [k for k in local if local[k] != remote[k]]
     assert not differ, differ

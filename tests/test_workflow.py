@@ -1,13 +1,12 @@
 """The Snakemake workflow: config validation, the DAG of each preset, and the `test` preset end
 to end (figures, tables, stores; byte-identical on rerun; reruns when the model changes)."""
 
-import hashlib
 import re
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT, copy_workflow, run_test_preset, snakemake
+from conftest import ROOT, copy_workflow, result_digests, run_test_preset, snakemake
 
 from morphogen import store
 
@@ -148,23 +147,11 @@ def test_nothing_reruns_and_editing_the_model_reruns_training(test_preset_run):
         model.write_text(original)
 
 
-# Files that record wall-clock time, by design not reproducible.
-VOLATILE = re.compile(r"(^|/)(logs|benchmarks)/|tables/timings\.csv$|\.snakemake_timestamp$|report\.html$")
-
-
-def _digests(root):
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and not VOLATILE.search(str(p.relative_to(root)))
-    }
-
-
 @pytest.mark.e2e
 def test_rerun_in_a_clean_directory_gives_byte_identical_results(test_preset_run, tmp_path):
     again = run_test_preset(tmp_path / "e2e_b")
-    a = _digests(test_preset_run / "results")
-    b = _digests(again / "results")
+    a = result_digests(test_preset_run / "results")
+    b = result_digests(again / "results")
     print(f"{len(a)} result files compared")
     assert len(a) > 40
     assert a.keys() == b.keys()

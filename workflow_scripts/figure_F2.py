@@ -7,6 +7,7 @@ beside the figure. The numbers behind it go to RST tables that the report captio
 (report/F2_self_healing*.rst) show.
 """
 
+import functools
 import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821 - this checkout's library
@@ -36,13 +37,31 @@ for exp in stores:
     stores[exp].sort()
 
 
+@functools.cache
+def group(path, protocol):
+    """A recovery store's protocol group, read once however often the figure needs it."""
+    return store.read(path, group=protocol)
+
+
+def fractions(exp, protocol):
+    """Per seed: the (trials, steps) fraction of cells wrong."""
+    out = []
+    for _seed, path in stores[exp]:
+        ds = group(path, protocol)
+        out.append(ds["error"].values / (ds.sizes["y"] * ds.sizes["x"]))
+    return out
+
+
+# The protocols' settings, as the sync model's first store recorded them.
+heal_ds = group(stores["checkerboard_sync"][0][1], HEAL)
+heal_cfg = heal_ds.attrs["protocol_config"]
+end = int(heal_ds.attrs["damage_end"])
+rob_cfg = group(stores["checkerboard_sync"][0][1], ROBUST).attrs["protocol_config"]
+
+
 def curves(exp, protocol, window=1):
     """(step, mean, lo, hi) of the error fraction over seed x trial units; optional window mean."""
-    parts = []
-    for _seed, path in stores[exp]:
-        ds = store.read(path, group=protocol)
-        parts.append(ds["error"].values / (ds.sizes["y"] * ds.sizes["x"]))
-    err = np.concatenate(parts)  # (units, steps)
+    err = np.concatenate(fractions(exp, protocol))  # (units, steps)
     steps = np.arange(err.shape[1], dtype=float)
     if window > 1:
         n = err.shape[1] // window * window
@@ -69,8 +88,7 @@ frame_axes = top.subplots(2, 6)
 shown = []  # (model, seed, error curve) of the trial drawn in (a, b) and the GIFs
 for row, exp in enumerate(MODELS):
     seed, path = stores[exp][0]
-    ds = store.read(path, group=HEAL)
-    end = ds.attrs["damage_end"]
+    ds = group(path, HEAL)
     shown.append((exp, seed, ds["error"].isel(trial=0).values))
     last = int(ds["frame_step"].values[-1])
     want = [0, 1, max(1, end // 2), end, min(last, end + 10), last]
@@ -97,21 +115,17 @@ ax_heal, ax_rob = bottom.subplots(1, 2)
 for i, (exp, label) in enumerate(MODELS.items()):
     x, mean, lo, hi = curves(exp, HEAL)
     plots.band(ax_heal, x, mean, lo, hi, label, color=f"C{i}")
-    for _seed, path in stores[exp]:  # each seed's mean over its trials, thin: a failed seed shows
-        ds_seed = store.read(path, group=HEAL)
-        frac = ds_seed["error"].values.mean(axis=0) / (ds_seed.sizes["y"] * ds_seed.sizes["x"])
-        ax_heal.plot(np.arange(len(frac)), frac, lw=0.5, alpha=0.6, color=f"C{i}")
+    for frac in fractions(exp, HEAL):  # each seed's mean over its trials, thin: a failed seed shows
+        ax_heal.plot(np.arange(frac.shape[1]), frac.mean(axis=0), lw=0.5, alpha=0.6, color=f"C{i}")
     x, mean, lo, hi = curves(exp, ROBUST, window=10)
     plots.band(ax_rob, x, mean, lo, hi, label, color=f"C{i}")
-end = store.read(stores["checkerboard_sync"][0][1], group=HEAL).attrs["damage_end"]
 ax_heal.axvspan(0, end, color="0.85", lw=0, label="damage applied")
 ax_heal.set_xlabel("step after the pattern formed")
 ax_heal.set_ylabel("fraction of cells wrong (channel 0)")
 ax_heal.set_title("(c) self-healing: centre square zeroed, then released\n(thin: each seed's mean)")
 ax_heal.legend(loc="upper right")
 ax_rob.set_xscale("symlog", linthresh=10)
-_block = store.read(stores["checkerboard_sync"][0][1], group=ROBUST).attrs["protocol_config"]["size"]
-ax_rob.set_xlabel(f"step (random {_block}x{_block} block zeroed after each)")
+ax_rob.set_xlabel(f"step (random {rob_cfg['size']}x{rob_cfg['size']} block zeroed after each)")
 ax_rob.set_title("(d) robustness, async inference for both")
 ax_rob.legend(loc="upper right")
 _n = summary[(summary.protocol == HEAL) & (summary.metric == "recovered")].set_index("experiment")["n"]
@@ -165,18 +179,13 @@ def _grids(protocol):
     """The grid of each model's runs of a protocol (they differ when the training grids do)."""
     sizes = {}
     for exp, label in MODELS.items():
-        ds = store.read(stores[exp][0][1], group=protocol)
+        ds = group(stores[exp][0][1], protocol)
         sizes[label] = f"{ds.sizes['y']}x{ds.sizes['x']}"
     if len(set(sizes.values())) == 1:
         return f"{next(iter(sizes.values()))} grid"
     return "grid " + ", ".join(f"{g} ({label})" for label, g in sizes.items())
 
 
-heal_ds = store.read(stores["checkerboard_sync"][0][1], group=HEAL)
-heal_cfg = heal_ds.attrs["protocol_config"]
-end = int(heal_ds.attrs["damage_end"])
-rob_cfg = store.read(stores["checkerboard_sync"][0][1], group=ROBUST).attrs["protocol_config"]
-n_cells = heal_ds.sizes["y"] * heal_ds.sizes["x"]
 header = ["", *MODELS.values(), "ratio async / sync"]
 trial_rows = []
 for exp, seed, err in shown:

@@ -626,19 +626,15 @@ def compare_stores(rel, pa, pb, tol, report, *, keep_all=False):
             report.add(item, keep=keep_all or _changed(item))
 
 
-def _load_npz(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
-
-
 def compare_checkpoints(rel, pa, pb, tol, report, *, keep_all=False):
     """Every array of two checkpoints' ``arrays.npz``."""
+    from morphogen import checkpoint  # imports JAX: only when a tree has checkpoints
     fa, fb = pa / "arrays.npz", pb / "arrays.npz"
     if not (fa.exists() and fb.exists()):
         report.add(Item(rel, "arrays.npz", "checkpoint", REMOVED if fa.exists() else ADDED))
         return
     same_file = _same_bytes(fa, fb)
-    aa, ab = _load_npz(fa), _load_npz(fb)
+    aa, ab = checkpoint.read_arrays(pa), checkpoint.read_arrays(pb)
     for k in sorted(aa.keys() ^ ab.keys(), key=_natural):
         report.add(Item(rel, k, "checkpoint", REMOVED if k in aa else ADDED))
     for k in sorted(aa.keys() & ab.keys(), key=_natural):
