@@ -31,16 +31,16 @@ def rollout_dataset(exp: training.Experiment, params, exp_cfg: dict, seed: int, 
     key = jax.random.fold_in(rng.stream(seed, "rollout"), scale)
     x0 = task.initial_states(jax.random.fold_in(key, 0), n_trials)
 
+    # Params and key are arguments, not constants, so that every seed compiles to one program
+    # (shared through the persistent compilation cache).
     @jax.jit
-    def run(x0):
-        _, traj = updates.rollout(
-            step, run_params, x0, jax.random.fold_in(key, 1), exp.model_cfg, n_steps, trajectory=True
-        )
+    def run(params, key, x0):
+        _, traj = updates.rollout(step, params, x0, key, exp.model_cfg, n_steps, trajectory=True)
         traj = jnp.concatenate([x0[None], traj])  # (step, trial, H, W, C)
         acc = jax.vmap(task.accuracy)(traj)  # (step, trial)
         return jnp.swapaxes(traj, 0, 1), acc.T
 
-    traj, acc = jax.device_get(run(x0))
+    traj, acc = jax.device_get(run(run_params, jax.random.fold_in(key, 1), x0))
     dtype = np.uint8 if hard else np.float32
     ds = xr.Dataset(
         {
@@ -121,7 +121,7 @@ def recovery_dataset(
     target = jnp.asarray(task.target)
     root = jax.random.fold_in(rng.stream(seed, "damage"), _name_id(protocol_name))
 
-    def trial(i):
+    def trial(run_params, root, i):
         key = jax.random.fold_in(root, i)
         x = task.initial_states(jax.random.fold_in(key, 0), 1)
         x = updates.rollout(step, run_params, x, jax.random.fold_in(key, 1), exp.model_cfg, warmup)
@@ -140,8 +140,9 @@ def recovery_dataset(
         masks = jnp.concatenate([jnp.zeros((1, h, w)), masks])
         return err, states[frame_steps], masks[frame_steps]
 
-    run = jax.jit(jax.vmap(trial))
-    err, frames, masks = jax.device_get(run(jnp.arange(n_trials)))
+    # As in rollout_dataset: params and key as arguments, one program for every seed.
+    run = jax.jit(jax.vmap(trial, in_axes=(None, None, 0)))
+    err, frames, masks = jax.device_get(run(run_params, root, jnp.arange(n_trials)))
     dtype = np.uint8 if hard else np.float32
     return xr.Dataset(
         {

@@ -5,8 +5,9 @@ out for ``rollout_steps`` steps (sync or async), and descends the task loss of t
 backpropagation through time. Discrete (hard) models also get the loss and accuracy of the hard
 circuit on the same start states and the same async masks, for the log only.
 
-``train_step(state, key) -> (state, metrics)`` with ``state`` a :class:`TrainState`; that state
-is exactly what a checkpoint holds, so a resumed run is bit-identical to an uninterrupted one.
+``train_step(state, key, static) -> (state, metrics)`` with ``state`` a :class:`TrainState`; that
+state (and the attempt number of a restarted run, which fixes the wiring ``static``) is exactly what
+a checkpoint holds, so a resumed run is bit-identical to an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -108,17 +109,19 @@ def build(exp_cfg: dict) -> Experiment:
     return Experiment(family, mcfg, task, step, hard)
 
 
-def init_params(exp: Experiment, seed: int):
-    return exp.family.init(rng.stream(seed, "init"), exp.model_cfg)
+def init_params(exp: Experiment, seed: int, attempt: int = 0):
+    """Initial params (logits and wiring); a restarted run's ``attempt`` k > 0 draws anew."""
+    key = rng.stream(seed, "init")
+    return exp.family.init(key if attempt == 0 else jax.random.fold_in(key, attempt), exp.model_cfg)
 
 
 def make_train_step(exp: Experiment, static, tcfg: dict, optimizer) -> Callable:
-    """The jitted ``train_step(state, key) -> (state, metrics)`` of the rollout regime."""
+    """``train_step(state, key[, static]) -> (state, metrics)`` of the rollout regime (jitted)."""
     batch, n_steps = tcfg["batch"], tcfg["rollout_steps"]
     loss_steps = int(tcfg.get("loss_steps", 1))
     task, mcfg = exp.task, exp.model_cfg
 
-    def loss_fn(trainable, x0, key):
+    def loss_fn(trainable, static, x0, key):
         params = merge_params(trainable, static)
         if loss_steps == 1:  # the reference: the final state only
             final = updates.rollout(exp.step, params, x0, key, mcfg, n_steps, remat=True)
@@ -129,11 +132,13 @@ def make_train_step(exp: Experiment, static, tcfg: dict, optimizer) -> Callable:
         losses = jax.vmap(task.loss)(traj[-loss_steps:])
         return jnp.mean(losses), traj[-1]
 
+    # The wiring is an argument, not a constant baked into the program: then every seed of an
+    # experiment compiles to the same program, which the persistent compilation cache shares.
     @jax.jit
-    def train_step(state: TrainState, key):
+    def jitted_step(state: TrainState, static, key):
         k_x, k_roll = jax.random.split(key)
         x0 = task.initial_states(k_x, batch)
-        (loss, _), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, x0, k_roll)
+        (loss, _), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, static, x0, k_roll)
         metrics = {"soft_loss": loss}
         if exp.hard_step is not None:
             hard_params = exp.family.harden(merge_params(state.params, static))
@@ -143,6 +148,12 @@ def make_train_step(exp: Experiment, static, tcfg: dict, optimizer) -> Callable:
         upd, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, upd)
         return TrainState(params, opt_state, state.step + 1), metrics
+
+    bound = jax.tree.map(jnp.asarray, static)
+
+    def train_step(state: TrainState, key, static=None):
+        """One step; ``static`` replaces the wiring bound at creation (a restarted run's)."""
+        return jitted_step(state, bound if static is None else jax.tree.map(jnp.asarray, static), key)
 
     return train_step
 
@@ -179,15 +190,27 @@ def train(
     optimizer = make_optimizer(tcfg["optimizer"], total)
     state = TrainState(trainable, optimizer.init(trainable), jnp.asarray(0, jnp.int32))
     metric_names = ["soft_loss"] + (["hard_loss", "hard_accuracy"] if exp.hard_step else [])
+    # Optional restarts: an attempt whose hard circuit was never exact on a training rollout
+    # within `restart_after` steps starts again from new initial params (and a fresh optimizer
+    # and schedule), within the same budget of `steps`. train.csv's `attempt` column says which.
+    restart_after = int(tcfg.get("restart_after", 0)) if exp.hard_step else 0
+    if restart_after:
+        metric_names.append("attempt")
     history = {k: np.full(total, np.nan, np.float32) for k in metric_names}
 
-    start = 0
+    start = attempt = attempt_start = 0
     last = checkpoint.latest(run_dir)
     if last is not None:
         (state, history), meta = checkpoint.load(last, (state, history))
         state = jax.tree.map(jnp.asarray, state)
         start = int(state.step)
         log(f"resuming {experiment} seed {seed} from {last} (step {start}/{total})")
+        attempt = int(meta.get("attempt", 0))
+        if attempt:
+            _, static = split_params(init_params(exp, seed, attempt))
+            earlier = np.flatnonzero(history["attempt"][:start] == attempt)
+            attempt_start = int(earlier[0]) if len(earlier) else start
+    exact_seen = restart_after and bool(np.any(history["hard_accuracy"][attempt_start:start] >= 1.0))
 
     train_step = make_train_step(exp, static, tcfg, optimizer)
     key_train = rng.stream(seed, "train")
@@ -206,8 +229,10 @@ def train(
     t_compile = None
     end = start
     for i in range(start, total):
-        state, metrics = train_step(state, jax.random.fold_in(key_train, i))
+        state, metrics = train_step(state, jax.random.fold_in(key_train, i), static)
         metrics = {k: float(v) for k, v in metrics.items()}
+        if restart_after:
+            metrics["attempt"] = attempt
         if t_compile is None:
             t_compile = time.perf_counter() - t0
             t_loop = time.perf_counter()
@@ -227,13 +252,24 @@ def train(
                     f"[{experiment} seed {seed}] step {done}: hard accuracy 100% for {patience} steps; stopping"
                 )
                 break
+        if restart_after:
+            exact_seen = exact_seen or metrics["hard_accuracy"] >= 1.0
+            if not exact_seen and done - attempt_start >= restart_after and done < total:
+                attempt, attempt_start = attempt + 1, done
+                log(
+                    f"[{experiment} seed {seed}] step {done}: no exact hard rollout in {restart_after} steps; "
+                    f"restarting from new initial params (attempt {attempt + 1})"
+                )
+                trainable, static = split_params(init_params(exp, seed, attempt))
+                state = TrainState(trainable, optimizer.init(trainable), state.step)
         if done % log_every == 0 or done == total:
             rate = (time.perf_counter() - t_loop) / max(1, done - start - 1) if done - start > 1 else 0.0
             eta = rate * (total - done)
             msg = " ".join(f"{k} {v:.4g}" for k, v in metrics.items())
             log(f"[{experiment} seed {seed}] step {done}/{total} {msg} ({rate:.3f} s/step, eta {eta:.0f} s)")
         if done % every == 0 and done < total:
-            checkpoint.save(run_dir / f"step_{done:07d}", (state, history), {**prov, "step": done})
+            meta = {**prov, "step": done, **({"attempt": attempt} if attempt else {})}
+            checkpoint.save(run_dir / f"step_{done:07d}", (state, history), meta)
             for old in sorted(run_dir.glob("step_*"))[:-2]:
                 _remove_tree(old)
     elapsed = time.perf_counter() - t0
@@ -246,7 +282,7 @@ def train(
         "steps_run": trained,
         "resumed_from": start,
     }
-    metadata = {**prov, "step": end, "config": exp_cfg}
+    metadata = {**prov, "step": end, "config": exp_cfg, **({"attempt": attempt} if attempt else {})}
     return {"state": state, "static": static, "history": history, "metadata": metadata, "timing": timing}
 
 
