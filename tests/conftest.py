@@ -62,24 +62,38 @@ def copy_workflow(dest: Path) -> Path:
     return dest
 
 
-def snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+def snakemake(
+    workdir: Path, *args: str, timeout: int = 900, env: dict | None = None
+) -> subprocess.CompletedProcess:
     """Run the workflow in ``workdir`` (a copy made by :func:`copy_workflow`)."""
     cmd = [sys.executable, "-m", "snakemake", *args]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=workdir)
 
 
-def run_test_preset(workdir: Path) -> Path:
+def compile_cache_env(folder: Path) -> dict:
+    """Environment for jobs that use ``folder`` as their compilation cache, small programs too."""
+    return {"JAX_COMPILATION_CACHE_DIR": str(folder), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+
+
+def run_test_preset(workdir: Path, env: dict | None = None) -> Path:
     copy_workflow(workdir)
-    proc = snakemake(workdir, "--cores", "2", "figures", "--config", "preset=test")
+    proc = snakemake(workdir, "--cores", "2", "figures", "--config", "preset=test", env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     return workdir
 
 
 @pytest.fixture(scope="session")
-def test_preset_run(tmp_path_factory):
-    """The whole `figures` DAG of the `test` preset, run once in a clean copy."""
-    return run_test_preset(tmp_path_factory.mktemp("e2e_a"))
+def session_compile_cache(tmp_path_factory) -> Path:
+    """A compilation cache that starts empty with the first run of the test preset."""
+    return tmp_path_factory.mktemp("jax_cache")
+
+
+@pytest.fixture(scope="session")
+def test_preset_run(tmp_path_factory, session_compile_cache):
+    """The whole `figures` DAG of the `test` preset, run once in a clean copy, with a cold
+    compilation cache (the byte-identity test reruns it with the cache warm)."""
+    return run_test_preset(tmp_path_factory.mktemp("e2e_a"), compile_cache_env(session_compile_cache))
 
 
 # Files that record wall-clock time, by design not reproducible.

@@ -1,12 +1,15 @@
 """The Snakemake workflow: config validation, the DAG of each preset, and the `test` preset end
 to end (figures, tables, stores; byte-identical on rerun; reruns when the model changes)."""
 
+import os
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT, copy_workflow, result_digests, run_test_preset, snakemake
+from conftest import ROOT, compile_cache_env, copy_workflow, result_digests, run_test_preset, snakemake
 
 from morphogen import store
 
@@ -65,6 +68,44 @@ def test_paper_preset_dag_builds_with_gpu_training_jobs(workflow_copy):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert re.search(r"^train\s+10$", proc.stdout, re.M), proc.stdout[-2000:]  # 5 seeds x sync, async
     assert "gpu=1" in proc.stdout
+
+
+PIN_SCRIPT = """
+import sys
+from morphogen import workflow
+print(workflow.pin_to_free_cores(1), flush=True)
+sys.stdin.read()  # hold the slot until the test closes stdin
+"""
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 cores to share out")
+def test_one_thread_jobs_each_get_a_core_of_their_own(tmp_path):
+    """Jobs that asked for one thread are pinned to distinct cores while they run; when every
+    core is taken a further job is left unpinned, and a finished job frees its core."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "TMPDIR": str(tmp_path)}
+    env.pop("SLURM_JOB_ID", None)
+    n = len(os.sched_getaffinity(0))
+
+    def job():
+        return subprocess.Popen(
+            [sys.executable, "-c", PIN_SCRIPT],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    jobs = [job() for _ in range(n + 1)]
+    try:
+        pinned = [j.stdout.readline().strip() for j in jobs]
+        cores = sorted(p for p in pinned if p != "None")
+        assert len(cores) == n and pinned.count("None") == 1, pinned
+        assert cores == sorted(f"[{c}]" for c in os.sched_getaffinity(0)), pinned
+    finally:
+        for j in jobs:
+            j.communicate("", timeout=60)
+    again = job()
+    assert again.communicate("", timeout=60)[0].strip() != "None"
 
 
 def test_lint_is_clean():
@@ -148,8 +189,12 @@ def test_nothing_reruns_and_editing_the_model_reruns_training(test_preset_run):
 
 
 @pytest.mark.e2e
-def test_rerun_in_a_clean_directory_gives_byte_identical_results(test_preset_run, tmp_path):
-    again = run_test_preset(tmp_path / "e2e_b")
+def test_rerun_in_a_clean_directory_gives_byte_identical_results(
+    test_preset_run, tmp_path, session_compile_cache
+):
+    """The second run loads every program from the compilation cache the first run filled (cold):
+    the results do not depend on whether a program was compiled or loaded."""
+    again = run_test_preset(tmp_path / "e2e_b", compile_cache_env(session_compile_cache))
     a = result_digests(test_preset_run / "results")
     b = result_digests(again / "results")
     print(f"{len(a)} result files compared")
@@ -157,3 +202,10 @@ def test_rerun_in_a_clean_directory_gives_byte_identical_results(test_preset_run
     assert a.keys() == b.keys()
     differ = [k for k in a if a[k] != b[k]]
     assert not differ, differ
+    for rule in ("train", "rollout", "damage"):
+        logs = sorted((again / "results" / "test" / "logs" / rule).rglob("*.log"))
+        assert logs
+        for log in logs:
+            m = re.search(r"compile cache: (\d+) programs loaded .*, (\d+) compiled", log.read_text())
+            assert m, f"{log} does not report the compile cache"
+            assert int(m.group(1)) >= 1 and int(m.group(2)) == 0, f"{log}: {m.group(0)}"

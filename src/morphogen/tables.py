@@ -29,6 +29,8 @@ def training_rows(history_csv: str | Path, experiment: str, seed: int) -> list[d
         rows.append(
             {"metric": "first_perfect_step", "value": int(h["step"].iloc[hit[0]]) if len(hit) else -1}
         )
+    if "attempt" in h:  # restarted runs: how many initialisations it took
+        rows.append({"metric": "attempts", "value": int(last["attempt"]) + 1})
     return [{"experiment": experiment, "seed": seed, **r} for r in rows]
 
 

@@ -191,8 +191,9 @@ def train(
     state = TrainState(trainable, optimizer.init(trainable), jnp.asarray(0, jnp.int32))
     metric_names = ["soft_loss"] + (["hard_loss", "hard_accuracy"] if exp.hard_step else [])
     # Optional restarts: an attempt whose hard circuit was never exact on a training rollout
-    # within `restart_after` steps starts again from new initial params (and a fresh optimizer
-    # and schedule), within the same budget of `steps`. train.csv's `attempt` column says which.
+    # within `restart_after` steps starts again from new initial params and a fresh optimizer
+    # whose schedule spans the steps left of the budget (`steps`), so that a late attempt still
+    # ends at the final learning rate. train.csv's `attempt` column says which row is which.
     restart_after = int(tcfg.get("restart_after", 0)) if exp.hard_step else 0
     if restart_after:
         metric_names.append("attempt")
@@ -210,6 +211,7 @@ def train(
             _, static = split_params(init_params(exp, seed, attempt))
             earlier = np.flatnonzero(history["attempt"][:start] == attempt)
             attempt_start = int(earlier[0]) if len(earlier) else start
+            optimizer = make_optimizer(tcfg["optimizer"], total - attempt_start)
     exact_seen = restart_after and bool(np.any(history["hard_accuracy"][attempt_start:start] >= 1.0))
 
     train_step = make_train_step(exp, static, tcfg, optimizer)
@@ -261,7 +263,9 @@ def train(
                     f"restarting from new initial params (attempt {attempt + 1})"
                 )
                 trainable, static = split_params(init_params(exp, seed, attempt))
+                optimizer = make_optimizer(tcfg["optimizer"], total - done)
                 state = TrainState(trainable, optimizer.init(trainable), state.step)
+                train_step = make_train_step(exp, static, tcfg, optimizer)
         if done % log_every == 0 or done == total:
             rate = (time.perf_counter() - t_loop) / max(1, done - start - 1) if done - start > 1 else 0.0
             eta = rate * (total - done)
