@@ -32,6 +32,8 @@ rule compare_recovery:
     input:
         library("tables"),
         recoveries=runs("recovery.zarr", damage_experiments()),
+        # which runs learned their pattern (the means leave out those that did not)
+        histories=runs("train.csv", damage_experiments()),
     output:
         errors=str(RESULTS / "tables" / "recovery_errors.csv"),
         summary=report(
@@ -50,6 +52,7 @@ rule compare_recovery:
         # the ratio reported: numerator / denominator
         numerator="checkerboard_async",
         denominator="checkerboard_sync",
+        learned_only=config["comparison"]["learned_only"],
     log:
         str(RESULTS / "logs" / "compare_recovery.log"),
     conda:

@@ -84,6 +84,39 @@ def test_recovery_steps_count_from_the_end_of_the_damage():
     assert row.recovery_auc == sum(err[1:]) and row.final_error == 0
 
 
+def test_runs_that_did_not_learn_are_left_out_of_the_means_and_named(tmp_path):
+    histories = []
+    for seed, last_hard in ((0, 0), (1, 142)):
+        run = tmp_path / "e" / f"seed{seed}"
+        run.mkdir(parents=True)
+        pd.DataFrame({"step": [1, 2], "soft_loss": [9.0, 1.0], "hard_loss": [50, last_hard]}).to_csv(
+            run / "train.csv", index=False
+        )
+        histories.append(run / "train.csv")
+    learned = tables.learned_runs(histories)
+    assert learned == {("e", 0): True, ("e", 1): False}
+    rows = []
+    for seed, err in ((0, [0, 30, 10, 0]), (1, [140, 150, 145, 142])):
+        for trial in range(3):
+            rows += [
+                {"experiment": e, "seed": seed, "protocol": "p", "trial": trial, "step": t, "error": v}
+                for e in ("e", "f")
+                for t, v in enumerate(err)
+            ]
+    facts = {(e, "p"): {"damage_end": 1, "cells": 100} for e in "ef"}
+    per = tables.recovery_per_trial(pd.DataFrame(rows), facts, learned)
+    summary = tables.recovery_summary(per).set_index(["experiment", "metric"])
+    # e: seed 1 never formed the pattern, so only seed 0's trials count, and seed 1 is named
+    assert summary.loc[("e", "recovered"), "mean"] == 1.0
+    assert summary.loc[("e", "recovered"), "n"] == 3 and summary.loc[("e", "recovered"), "left_out"] == 3
+    assert summary.loc[("e", "recovered"), "left_out_seeds"] == "1"
+    # f has no training history here: all of its runs count, half of its trials never recover
+    assert summary.loc[("f", "recovered"), "mean"] == 0.5 and summary.loc[("f", "recovered"), "left_out"] == 0
+    ratio = tables.recovery_comparison(per, "f", "e").set_index("metric")
+    # area under the curve: f averages both seeds (40 and 437), e only its learned seed (40)
+    assert ratio.loc["recovery_auc", "ratio"] == pytest.approx((40 + 437) / 2 / 40)
+
+
 def test_ratio_interval_covers_the_ratio():
     rng = np.random.default_rng(0)
     a, b = rng.normal(10, 1, 200), rng.normal(20, 1, 200)

@@ -179,7 +179,8 @@ def test_training_stops_after_a_run_of_perfect_steps(tiny_experiment, tmp_path, 
 
 def test_a_run_with_no_exact_rollout_restarts_and_resumes_bit_identical(tiny_experiment, tmp_path):
     """restart_after=N: an attempt whose hard circuit is never exact within N steps starts over
-    from new initial params (new wiring too) and a schedule over the steps left; train.csv's
+    from new initial params (new wiring too) and a fresh schedule (decay_steps long, cut to the
+    steps left); train.csv's
     attempt column says which rows belong to which attempt, and a run resumed from a checkpoint
     taken after a restart ends in the same circuit as the uninterrupted run."""
     import shutil
@@ -188,7 +189,7 @@ def test_a_run_with_no_exact_rollout_restarts_and_resumes_bit_identical(tiny_exp
 
     cfg = tiny_experiment
     cfg["training"].update(steps=30, restart_after=8, checkpoint_every=5)
-    cfg["training"]["optimizer"]["schedule"] = "cosine"
+    cfg["training"]["optimizer"].update(schedule="cosine", decay_steps=12)
     full = _train(cfg, tmp_path, "full")
     h = full["history"]
     assert not np.any(h["hard_accuracy"] >= 1.0)  # the tiny circuit never gets there

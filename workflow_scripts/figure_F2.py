@@ -2,7 +2,8 @@
 
 (a, b) frames of one self-healing trial per model: the pattern, the damaged square (red), the
 recovery; (c) error after the self-healing damage, (d) error under continual random damage with
-async inference for both models: mean and 95% band over seeds x trials. GIFs of trial 0 sit
+async inference for both models: mean and 95% band over seeds x trials (of the runs that learned
+the pattern; the others are drawn thin and dashed, and named). GIFs of trial 0 sit
 beside the figure. The numbers behind it go to RST tables that the report captions
 (report/F2_self_healing*.rst) show.
 """
@@ -26,8 +27,9 @@ sm = snakemake  # noqa: F821
 plots.theme()
 MODELS = {"checkerboard_sync": "sync-trained", "checkerboard_async": "async-trained"}
 HEAL, ROBUST = "self_healing", "robustness"
-summary = pd.read_csv(sm.input.summary)
+summary = pd.read_csv(sm.input.summary, dtype={"left_out_seeds": str})
 comparison = pd.read_csv(sm.input.comparison)
+models = pd.read_csv(sm.input.models)
 
 stores = {}
 for path in sm.input.recoveries:
@@ -37,16 +39,31 @@ for exp in stores:
     stores[exp].sort()
 
 
+def left_out(exp):
+    """Seeds of exp that did not learn the pattern (compare_recovery leaves them out of means)."""
+    seeds = summary.loc[summary.experiment == exp, "left_out_seeds"].dropna()
+    return sorted({int(s) for text in seeds for s in str(text).split()})
+
+
+def final_wrong(exp, seed):
+    """Cells wrong in the last training step's hard rollout."""
+    rows = models[(models.experiment == exp) & (models.seed == seed) & (models.metric == "final_hard_loss")]
+    return int(rows["value"].iloc[0]) if len(rows) else None
+
+
+learned = {exp: [(s, p) for s, p in runs if s not in left_out(exp)] or runs for exp, runs in stores.items()}
+
+
 @functools.cache
 def group(path, protocol):
     """A recovery store's protocol group, read once however often the figure needs it."""
     return store.read(path, group=protocol)
 
 
-def fractions(exp, protocol):
-    """Per seed: the (trials, steps) fraction of cells wrong."""
+def fractions(exp, protocol, runs=None):
+    """Per seed (of the runs that learned, by default): the (trials, steps) fraction wrong."""
     out = []
-    for _seed, path in stores[exp]:
+    for _seed, path in runs or learned[exp]:
         ds = group(path, protocol)
         out.append(ds["error"].values / (ds.sizes["y"] * ds.sizes["x"]))
     return out
@@ -87,7 +104,7 @@ top, bottom = fig.subfigures(2, 1, height_ratios=[2, 1.5])
 frame_axes = top.subplots(2, 6)
 shown = []  # (model, seed, error curve) of the trial drawn in (a, b) and the GIFs
 for row, exp in enumerate(MODELS):
-    seed, path = stores[exp][0]
+    seed, path = learned[exp][0]
     ds = group(path, HEAL)
     shown.append((exp, seed, ds["error"].isel(trial=0).values))
     last = int(ds["frame_step"].values[-1])
@@ -115,14 +132,26 @@ ax_heal, ax_rob = bottom.subplots(1, 2)
 for i, (exp, label) in enumerate(MODELS.items()):
     x, mean, lo, hi = curves(exp, HEAL)
     plots.band(ax_heal, x, mean, lo, hi, label, color=f"C{i}")
-    for frac in fractions(exp, HEAL):  # each seed's mean over its trials, thin: a failed seed shows
-        ax_heal.plot(np.arange(frac.shape[1]), frac.mean(axis=0), lw=0.5, alpha=0.6, color=f"C{i}")
+    for (seed, _), frac in zip(stores[exp], fractions(exp, HEAL, stores[exp])):
+        # each seed's mean over its trials, thin; dashed: a run that did not learn the pattern
+        style = "--" if seed in left_out(exp) else "-"
+        ax_heal.plot(np.arange(frac.shape[1]), frac.mean(axis=0), style, lw=0.5, alpha=0.6, color=f"C{i}")
     x, mean, lo, hi = curves(exp, ROBUST, window=10)
     plots.band(ax_rob, x, mean, lo, hi, label, color=f"C{i}")
 ax_heal.axvspan(0, end, color="0.85", lw=0, label="damage applied")
 ax_heal.set_xlabel("step after the pattern formed")
 ax_heal.set_ylabel("fraction of cells wrong (channel 0)")
 ax_heal.set_title("(c) self-healing: centre square zeroed, then released\n(thin: each seed's mean)")
+dropped = [
+    f"{MODELS[exp]} seed {s} ({final_wrong(exp, s)} cells wrong at the end of training)"
+    for exp in MODELS
+    for s in left_out(exp)
+]
+left_out_text = (
+    "Left out of the means and bands (did not learn the pattern): " + "; ".join(dropped) + "."
+    if dropped
+    else "Every run learned the pattern; none is left out."
+)
 ax_heal.legend(loc="upper right")
 ax_rob.set_xscale("symlog", linthresh=10)
 ax_rob.set_xlabel(f"step (random {rob_cfg['size']}x{rob_cfg['size']} block zeroed after each)")
@@ -142,7 +171,8 @@ fig.suptitle(
     f"back to 0 errors after release: sync {stat('checkerboard_sync', 'recovered', fmt='{:.0%}')}, "
     f"async {stat('checkerboard_async', 'recovered', fmt='{:.0%}')} of {units} trials\n"
     f"steps to recover: sync {stat('checkerboard_sync', 'recovery_steps')}, "
-    f"async {stat('checkerboard_async', 'recovery_steps')}; ratio async/sync {ratio_text}",
+    f"async {stat('checkerboard_async', 'recovery_steps')}; ratio async/sync {ratio_text}"
+    + (f"\n{left_out_text}" if dropped else ""),
     fontsize=7,
 )
 plots.save(fig, sm.output.png, sm.output.pdf)
@@ -196,6 +226,7 @@ last = len(shown[0][2]) - 1
 
 with open(sm.output.numbers, "w") as f:
     f.write(".. The numbers behind F2 (rule figure_F2, from tables/recovery_*.csv and recovery.zarr).\n\n")
+    f.write(f"{left_out_text}\n\n")
     f.write(
         _csv_table(
             f"Self-healing ({_grids(HEAL)}, a {heal_cfg['size']}x"
@@ -224,7 +255,7 @@ with open(sm.output.numbers, "w") as f:
     )
     f.write(
         _csv_table(
-            "The trial drawn in (a, b) and animated: trial 0 of the first seed",
+            "The trial drawn in (a, b) and animated: trial 0 of the first seed that learned the pattern",
             [
                 "",
                 "seed",

@@ -629,6 +629,7 @@ def compare_stores(rel, pa, pb, tol, report, *, keep_all=False):
 def compare_checkpoints(rel, pa, pb, tol, report, *, keep_all=False):
     """Every array of two checkpoints' ``arrays.npz``."""
     from morphogen import checkpoint  # imports JAX: only when a tree has checkpoints
+
     fa, fb = pa / "arrays.npz", pb / "arrays.npz"
     if not (fa.exists() and fb.exists()):
         report.add(Item(rel, "arrays.npz", "checkpoint", REMOVED if fa.exists() else ADDED))

@@ -108,9 +108,22 @@ def recovery_errors(paths) -> tuple[pd.DataFrame, dict]:
     return df, facts
 
 
-def recovery_per_trial(errors: pd.DataFrame, facts: dict) -> pd.DataFrame:
+def learned_runs(histories) -> dict[tuple[str, int], bool]:
+    """Per (experiment, seed): did training learn the pattern? Yes when its last step's hard
+    rollout was exact (``hard_loss`` 0: runs stop after a streak of exact steps); runs with no
+    hard loss (continuous models) count as learned."""
+    out = {}
+    for path in histories:
+        h = pd.read_csv(path)
+        out[run_id(path)] = "hard_loss" not in h or float(h["hard_loss"].iloc[-1]) == 0.0
+    return out
+
+
+def recovery_per_trial(errors: pd.DataFrame, facts: dict, learned: dict | None = None) -> pd.DataFrame:
     """Per trial: steps to recover (error back to 0 after the damage ends; NaN if never or if
-    the damage never ends), area under the error curve after damage starts, final error."""
+    the damage never ends), area under the error curve after damage starts, final error, and
+    whether the run learned its pattern (``learned``, see `learned_runs`; default yes)."""
+    learned = learned or {}
     rows = []
     for (exp, seed, protocol, trial), g in errors.groupby(
         ["experiment", "seed", "protocol", "trial"], sort=True
@@ -132,6 +145,7 @@ def recovery_per_trial(errors: pd.DataFrame, facts: dict) -> pd.DataFrame:
                 "recovery_auc": float(err[1:].sum()),
                 "final_error": float(err[-1]),
                 "mean_error_fraction": float(err[1:].mean() / facts[(exp, protocol)]["cells"]),
+                "learned": bool(learned.get((exp, int(seed)), True)),
             }
         )
     return pd.DataFrame(rows)
@@ -151,21 +165,34 @@ def bootstrap_mean(values: np.ndarray, n_boot: int = 2000, seed: int = 0) -> tup
     return float(v.mean()), float(lo), float(hi)
 
 
+def _learned(per_trial: pd.DataFrame) -> pd.DataFrame:
+    return per_trial[per_trial["learned"]] if "learned" in per_trial else per_trial
+
+
 def recovery_summary(per_trial: pd.DataFrame) -> pd.DataFrame:
-    """Per (experiment, protocol, metric): mean over seeds x trials with a 95% interval."""
+    """Per (experiment, protocol, metric): mean over the seeds x trials of runs that learned
+    their pattern, with a 95% interval. Recovery is not defined for a circuit that never formed
+    the pattern, so runs that did not learn are left out of the means and named: ``left_out``
+    counts their trials, ``left_out_seeds`` lists their seeds (their curves stay in the tidy
+    error table and the models table)."""
     rows = []
     for (exp, protocol), g in per_trial.groupby(["experiment", "protocol"], sort=True):
+        kept = _learned(g)
+        dropped = g.drop(kept.index)
+        seeds = " ".join(str(s) for s in sorted(dropped["seed"].unique()))
         for metric in SUMMARY_METRICS:
-            mean, lo, hi = bootstrap_mean(g[metric].to_numpy(float))
+            mean, lo, hi = bootstrap_mean(kept[metric].to_numpy(float))
             rows.append(
                 {
                     "experiment": exp,
                     "protocol": protocol,
                     "metric": metric,
-                    "n": len(g),
+                    "n": len(kept),
                     "mean": mean,
                     "ci_low": lo,
                     "ci_high": hi,
+                    "left_out": len(dropped),
+                    "left_out_seeds": seeds,
                 }
             )
     return pd.DataFrame(rows)
@@ -187,9 +214,9 @@ def ratio_interval(a: np.ndarray, b: np.ndarray, n_boot: int = 2000, seed: int =
 
 def recovery_comparison(per_trial: pd.DataFrame, numerator: str, denominator: str) -> pd.DataFrame:
     """Per protocol and metric: numerator-model mean / denominator-model mean, 95% interval
-    (bootstrap over the seed x trial units of each model)."""
+    (bootstrap over the seed x trial units of each model; runs that learned their pattern)."""
     rows = []
-    for protocol, g in per_trial.groupby("protocol", sort=True):
+    for protocol, g in _learned(per_trial).groupby("protocol", sort=True):
         a, b = g[g.experiment == numerator], g[g.experiment == denominator]
         if a.empty or b.empty:
             continue
