@@ -39,10 +39,17 @@ for exp in stores:
     stores[exp].sort()
 
 
-def left_out(exp):
-    """Seeds of exp that did not learn the pattern (compare_recovery leaves them out of means)."""
-    seeds = summary.loc[summary.experiment == exp, "left_out_seeds"].dropna()
-    return sorted({int(s) for text in seeds for s in str(text).split()})
+# Per model, the seeds that did not learn the pattern (compare_recovery left them out of means).
+left_out = {
+    exp: sorted(
+        {
+            int(s)
+            for text in summary.loc[summary.experiment == exp, "left_out_seeds"].dropna()
+            for s in text.split()
+        }
+    )
+    for exp in MODELS
+}
 
 
 def final_wrong(exp, seed):
@@ -51,7 +58,8 @@ def final_wrong(exp, seed):
     return int(rows["value"].iloc[0]) if len(rows) else None
 
 
-learned = {exp: [(s, p) for s, p in runs if s not in left_out(exp)] or runs for exp, runs in stores.items()}
+# The runs the bands and frames show; every run if none learned (then the summary says n = 0).
+learned = {exp: [(s, p) for s, p in runs if s not in left_out[exp]] or runs for exp, runs in stores.items()}
 
 
 @functools.cache
@@ -134,7 +142,7 @@ for i, (exp, label) in enumerate(MODELS.items()):
     plots.band(ax_heal, x, mean, lo, hi, label, color=f"C{i}")
     for (seed, _), frac in zip(stores[exp], fractions(exp, HEAL, stores[exp])):
         # each seed's mean over its trials, thin; dashed: a run that did not learn the pattern
-        style = "--" if seed in left_out(exp) else "-"
+        style = "--" if seed in left_out[exp] else "-"
         ax_heal.plot(np.arange(frac.shape[1]), frac.mean(axis=0), style, lw=0.5, alpha=0.6, color=f"C{i}")
     x, mean, lo, hi = curves(exp, ROBUST, window=10)
     plots.band(ax_rob, x, mean, lo, hi, label, color=f"C{i}")
@@ -145,7 +153,7 @@ ax_heal.set_title("(c) self-healing: centre square zeroed, then released\n(thin:
 dropped = [
     f"{MODELS[exp]} seed {s} ({final_wrong(exp, s)} cells wrong at the end of training)"
     for exp in MODELS
-    for s in left_out(exp)
+    for s in left_out[exp]
 ]
 left_out_text = (
     "Left out of the means and bands (did not learn the pattern): " + "; ".join(dropped) + "."

@@ -165,10 +165,6 @@ def bootstrap_mean(values: np.ndarray, n_boot: int = 2000, seed: int = 0) -> tup
     return float(v.mean()), float(lo), float(hi)
 
 
-def _learned(per_trial: pd.DataFrame) -> pd.DataFrame:
-    return per_trial[per_trial["learned"]] if "learned" in per_trial else per_trial
-
-
 def recovery_summary(per_trial: pd.DataFrame) -> pd.DataFrame:
     """Per (experiment, protocol, metric): mean over the seeds x trials of runs that learned
     their pattern, with a 95% interval. Recovery is not defined for a circuit that never formed
@@ -177,7 +173,7 @@ def recovery_summary(per_trial: pd.DataFrame) -> pd.DataFrame:
     error table and the models table)."""
     rows = []
     for (exp, protocol), g in per_trial.groupby(["experiment", "protocol"], sort=True):
-        kept = _learned(g)
+        kept = g[g["learned"]]
         dropped = g.drop(kept.index)
         seeds = " ".join(str(s) for s in sorted(dropped["seed"].unique()))
         for metric in SUMMARY_METRICS:
@@ -216,7 +212,7 @@ def recovery_comparison(per_trial: pd.DataFrame, numerator: str, denominator: st
     """Per protocol and metric: numerator-model mean / denominator-model mean, 95% interval
     (bootstrap over the seed x trial units of each model; runs that learned their pattern)."""
     rows = []
-    for protocol, g in _learned(per_trial).groupby("protocol", sort=True):
+    for protocol, g in per_trial[per_trial["learned"]].groupby("protocol", sort=True):
         a, b = g[g.experiment == numerator], g[g.experiment == denominator]
         if a.empty or b.empty:
             continue

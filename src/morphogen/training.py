@@ -187,16 +187,20 @@ def train(
 
     params = init_params(exp, seed)
     trainable, static = split_params(params)
-    # The schedule's length: `optimizer.decay_steps` (default the whole budget), cut to the
-    # steps left when a restarted attempt starts its own.
     decay = int(tcfg["optimizer"].get("decay_steps", total))
-    optimizer = make_optimizer(tcfg["optimizer"], min(decay, total))
+
+    def optimizer_for(steps_left: int) -> optax.GradientTransformation:
+        """An attempt's optimizer: a schedule `decay_steps` long, cut to the steps left."""
+        return make_optimizer(tcfg["optimizer"], min(decay, steps_left))
+
+    optimizer = optimizer_for(total)
     state = TrainState(trainable, optimizer.init(trainable), jnp.asarray(0, jnp.int32))
     metric_names = ["soft_loss"] + (["hard_loss", "hard_accuracy"] if exp.hard_step else [])
     # Optional restarts: an attempt whose hard circuit was never exact on a training rollout
     # within `restart_after` steps starts again from new initial params and a fresh optimizer
     # whose schedule is as long as the first one's, or the steps left of the budget (`steps`) if
-    # fewer, so that a late attempt still ends at the final learning rate. train.csv's `attempt` column says which row is which.
+    # fewer, so that a late attempt still ends at the final learning rate. train.csv's `attempt`
+    # column says which row is which.
     restart_after = int(tcfg.get("restart_after", 0)) if exp.hard_step else 0
     if restart_after:
         metric_names.append("attempt")
@@ -214,7 +218,7 @@ def train(
             _, static = split_params(init_params(exp, seed, attempt))
             earlier = np.flatnonzero(history["attempt"][:start] == attempt)
             attempt_start = int(earlier[0]) if len(earlier) else start
-            optimizer = make_optimizer(tcfg["optimizer"], min(decay, total - attempt_start))
+            optimizer = optimizer_for(total - attempt_start)
     exact_seen = restart_after and bool(np.any(history["hard_accuracy"][attempt_start:start] >= 1.0))
 
     train_step = make_train_step(exp, static, tcfg, optimizer)
@@ -266,7 +270,7 @@ def train(
                     f"restarting from new initial params (attempt {attempt + 1})"
                 )
                 trainable, static = split_params(init_params(exp, seed, attempt))
-                optimizer = make_optimizer(tcfg["optimizer"], min(decay, total - done))
+                optimizer = optimizer_for(total - done)
                 state = TrainState(trainable, optimizer.init(trainable), state.step)
                 train_step = make_train_step(exp, static, tcfg, optimizer)
         if done % log_every == 0 or done == total:
