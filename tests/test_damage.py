@@ -115,6 +115,9 @@ def test_runs_that_did_not_learn_are_left_out_of_the_means_and_named(tmp_path):
     ratio = tables.recovery_comparison(per, "f", "e").set_index("metric")
     # area under the curve: f averages both seeds (40 and 437), e only its learned seed (40)
     assert ratio.loc["recovery_auc", "ratio"] == pytest.approx((40 + 437) / 2 / 40)
+    # nothing to compare (no run of the numerator learned): no rows, but the columns stay
+    none = tables.recovery_comparison(per.assign(learned=False), "f", "e")
+    assert none.empty and list(none.columns) == tables.COMPARISON_COLUMNS
 
 
 def test_ratio_interval_covers_the_ratio():

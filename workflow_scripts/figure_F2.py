@@ -10,6 +10,7 @@ beside the figure. The numbers behind it go to RST tables that the report captio
 
 import functools
 import sys
+import textwrap
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821 - this checkout's library
 
@@ -156,7 +157,14 @@ dropped = [
     for s in left_out[exp]
 ]
 left_out_text = (
-    "Left out of the means and bands (did not learn the pattern): " + "; ".join(dropped) + "."
+    "Left out of the means and bands (did not learn the pattern): "
+    + "; ".join(dropped)
+    + (
+        " (no run of a model learned: its bands show every run)"
+        if any(learned[e] is stores[e] for e in MODELS)
+        else ""
+    )
+    + "."
     if dropped
     else "Every run learned the pattern; none is left out."
 )
@@ -180,7 +188,7 @@ fig.suptitle(
     f"async {stat('checkerboard_async', 'recovered', fmt='{:.0%}')} of {units} trials\n"
     f"steps to recover: sync {stat('checkerboard_sync', 'recovery_steps')}, "
     f"async {stat('checkerboard_async', 'recovery_steps')}; ratio async/sync {ratio_text}"
-    + (f"\n{left_out_text}" if dropped else ""),
+    + ("\n" + textwrap.fill(left_out_text, 140) if dropped else ""),
     fontsize=7,
 )
 plots.save(fig, sm.output.png, sm.output.pdf)

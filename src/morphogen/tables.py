@@ -208,6 +208,9 @@ def ratio_interval(a: np.ndarray, b: np.ndarray, n_boot: int = 2000, seed: int =
     return float(a.mean() / b.mean()), float(lo), float(hi)
 
 
+COMPARISON_COLUMNS = ["protocol", "metric", "numerator", "denominator", "ratio", "ci_low", "ci_high"]
+
+
 def recovery_comparison(per_trial: pd.DataFrame, numerator: str, denominator: str) -> pd.DataFrame:
     """Per protocol and metric: numerator-model mean / denominator-model mean, 95% interval
     (bootstrap over the seed x trial units of each model; runs that learned their pattern)."""
@@ -229,7 +232,8 @@ def recovery_comparison(per_trial: pd.DataFrame, numerator: str, denominator: st
                     "ci_high": hi,
                 }
             )
-    return pd.DataFrame(rows)
+    # Columns even with no rows (no model, or no run that learned, to compare): a readable CSV.
+    return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
 
 
 def recovery_model_rows(per_trial: pd.DataFrame) -> list[dict]:
