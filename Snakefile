@@ -2,6 +2,7 @@
 #
 #   snakemake --cores 8 figures                           default preset (quick, CPU)
 #   snakemake --cores 8 figures --config preset=paper     the reference hyperparameters (GPU)
+#   snakemake --cores 8 study                             the training-method study (table, S1)
 #   snakemake --report results/quick/report.html          every figure and table on one page
 
 from pathlib import Path
@@ -23,6 +24,7 @@ include: "rules/rollout.smk"
 include: "rules/damage.smk"
 include: "rules/compare.smk"
 include: "rules/figures.smk"
+include: "rules/study.smk"
 
 
 rule figures:

@@ -1,5 +1,6 @@
 # Config loading and validation, and the helpers every rule file uses.
 
+import re
 import sys
 from pathlib import Path
 
@@ -103,8 +104,62 @@ def _check_models():
 _check_models()
 
 
+def study_experiments():
+    """The training-method study's runs as experiments of their own, named
+    ``<experiment>.<method>``: the preset's experiment with the method's overrides, the study's
+    seeds and one attempt (no restarts). Each is checked like a configured experiment."""
+    import copy
+
+    import jsonschema
+
+    study = config.get("study")
+    if not study:
+        return {}
+    methods = config.get("training_methods", {})
+    schema = yaml.safe_load((Path(workflow.basedir) / "config" / "schema.yaml").read_text())
+    checker = jsonschema.Draft202012Validator({**schema["$defs"]["experiment"], "$defs": schema["$defs"]})
+    from morphogen import models
+
+    out = {}
+    for base, names in study["experiments"].items():
+        if base not in config["experiments"]:
+            raise WorkflowError(
+                f"config key study.experiments names {base!r}, which is not in experiments "
+                f"({', '.join(sorted(config['experiments']))})"
+            )
+        for method in names:
+            if method not in methods:
+                raise WorkflowError(
+                    f"config key study.experiments.{base} names training method {method!r}, which is "
+                    f"not in training_methods ({', '.join(sorted(methods)) or 'none'})"
+                )
+            exp = copy.deepcopy(config["experiments"][base])
+            update_config(exp, copy.deepcopy(methods[method]))
+            exp["seeds"] = list(study["seeds"])
+            exp["training"]["restart_after"] = 0
+            name = f"{base}.{method}"
+            for err in checker.iter_errors(exp):
+                key = ".".join(str(p) for p in err.absolute_path)
+                raise WorkflowError(
+                    f"config key training_methods.{method} makes experiments.{base}.{key} invalid: {err.message}"
+                )
+            try:
+                models.get(exp["family"]).validate(exp["model"])
+            except ValueError as e:
+                raise WorkflowError(f"config key training_methods.{method} (on experiments.{base}): {e}") from None
+            out[name] = exp
+    return out
+
+
+# The study's runs are experiments like the others (the train rule serves them), but no figure,
+# table or `all` target other than the study's reads them.
+CONFIGURED = sorted(EXPERIMENTS)
+STUDY = study_experiments()
+EXPERIMENTS = {**EXPERIMENTS, **STUDY}
+
+
 wildcard_constraints:
-    experiment="|".join(sorted(EXPERIMENTS)),
+    experiment="|".join(re.escape(e) for e in sorted(EXPERIMENTS)),
     seed=r"\d+",
 
 
@@ -202,7 +257,7 @@ def table_targets():
 
 
 def all_run_targets():
-    return runs("rollout.zarr", sorted(EXPERIMENTS)) + runs("recovery.zarr", damage_experiments(sorted(EXPERIMENTS)))
+    return runs("rollout.zarr", CONFIGURED) + runs("recovery.zarr", damage_experiments(CONFIGURED))
 
 
 def train_gpus():

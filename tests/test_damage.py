@@ -136,3 +136,32 @@ def test_fixed_grid_meets_the_far_border_as_the_training_grid_does():
     assert protocol_grid(cb14, {"grid": 64}) == 62  # 14 and 62 both end mid-period (mod 4 = 2)
     assert protocol_grid(cb14, {"grid": 64, "match_border": False}) == 64
     assert protocol_grid(cb14, {"scale": 4}) == 56
+
+
+def test_scaled_evaluation_grids_meet_the_far_border_as_the_training_grid_does():
+    from morphogen.evaluation import evaluation_grid
+
+    def exp(size, **evaluation):
+        return {"task": {"name": "checkerboard", "size": size, "square": 2}, "evaluation": evaluation}
+
+    assert [evaluation_grid(exp(16), s) for s in (1, 2, 4)] == [16, 32, 64]
+    assert [evaluation_grid(exp(14), s) for s in (1, 2, 4)] == [14, 26, 54]  # all = 2 (mod 4)
+    assert evaluation_grid(exp(14, match_border=False), 4) == 56
+
+
+def test_phase_accuracy_forgives_a_shifted_pattern_and_nothing_else():
+    from morphogen import tasks
+
+    task = tasks.make({"name": "checkerboard", "size": 12, "square": 2}, channels=1)
+    target = task.target
+    shifted = tasks.checkerboard(14, 14, 2)[2:, 1:13]  # the pattern drawn from another origin
+    noisy = target.copy()
+    noisy[0, :6] = 1 - noisy[0, :6]
+    states = np.stack([target, 1 - target, shifted, noisy])[..., None]
+    acc = np.asarray(task.accuracy(states))
+    phase = np.asarray(task.phase_accuracy(states))
+    np.testing.assert_allclose(acc, [1.0, 0.0, acc[2], 1 - 6 / 144])
+    assert acc[2] < 0.6
+    np.testing.assert_allclose(phase, [1.0, 1.0, 1.0, 1 - 6 / 144])
+    # the inverted board is the board shifted by one tile: one of its 8 distinct phases
+    assert len(tasks.checkerboard_phases(12, 12, 2)) == 8

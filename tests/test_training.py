@@ -36,7 +36,7 @@ def test_a_few_training_steps_reduce_the_loss(tiny_experiment, tmp_path):
 
 def test_history_has_soft_hard_loss_and_accuracy(tiny_experiment, tmp_path):
     r = _train(tiny_experiment, tmp_path)
-    assert set(r["history"]) == {"soft_loss", "hard_loss", "hard_accuracy"}
+    assert set(r["history"]) == {"soft_loss", "hard_loss", "hard_accuracy", "gap", "skipped_update"}
     acc = r["history"]["hard_accuracy"]
     assert np.all((acc >= 0) & (acc <= 1))
     # The hard loss counts wrong cells of channel 0: batch * cells * (1 - accuracy).
@@ -210,3 +210,22 @@ def test_a_run_with_no_exact_rollout_restarts_and_resumes_bit_identical(tiny_exp
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
     for k in h:
         np.testing.assert_array_equal(h[k], resumed["history"][k])
+
+
+def test_a_step_with_a_non_finite_gradient_is_skipped_and_counted(tiny_experiment, tmp_path, monkeypatch):
+    """A gradient that overflowed to NaN leaves params and optimizer state as they were, the
+    step is counted in train.csv's skipped_update, and training goes on."""
+    import jax.numpy as jnp
+
+    from morphogen import tasks
+
+    # value 0, gradient 0 * inf = NaN
+    monkeypatch.setattr(
+        tasks, "channel0_sq_error", lambda final, target: jnp.sum(jnp.sqrt(final[..., 0] * 0.0))
+    )
+    r = _train(tiny_experiment, tmp_path)
+    assert np.all(r["history"]["skipped_update"] == 1.0)
+    assert np.all(np.isfinite(r["history"]["soft_loss"]))
+    start = training.init_params(training.build(tiny_experiment), 0)
+    for x, y in zip(jax.tree.leaves(start), _final_params(r)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))

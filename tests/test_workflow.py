@@ -46,6 +46,18 @@ def test_bad_preset_is_named_with_the_allowed_values(workflow_copy):
         ),
         ("seeds: []\n", "config key seeds: [] should be non-empty"),
         (
+            "experiments:\n  checkerboard_sync:\n    model: {relaxation: gumble}\n",
+            "config key experiments.checkerboard_sync.model.relaxation: 'gumble' is not one of",
+        ),
+        (
+            "study:\n  experiments:\n    checkerboard_sync: [adam]\n",
+            "config key study.experiments.checkerboard_sync names training method 'adam', which is not in training_methods",
+        ),
+        (
+            "training_methods:\n  gumbel_st: {model: {temperature: 0}}\n",
+            "config key training_methods.gumbel_st makes experiments.checkerboard_sync.model.temperature invalid",
+        ),
+        (
             "experiments:\n  checkerboard_sync:\n    model:\n      update_layers: [64, 8]\n",
             "config key experiments.checkerboard_sync.model.update_layers[1]=8 is too narrow for 64 inputs",
         ),

@@ -17,14 +17,18 @@ from morphogen import damage, rng, tasks, training, updates
 
 
 def rollout_dataset(exp: training.Experiment, params, exp_cfg: dict, seed: int, scale: int) -> xr.Dataset:
-    """Trajectories (trial, step, y, x, channel) on a grid ``scale`` times the training grid.
+    """Trajectories (trial, step, y, x, channel) on the ``scale``x evaluation grid
+    (:func:`evaluation_grid`: ``scale`` times the training grid, matched to its border).
 
     Runs ``scale`` times the training rollout length; step 0 is the start state. Also holds
-    ``accuracy(trial, step)``: the fraction of cells whose channel 0 matches the target.
+    ``accuracy(trial, step)``: the fraction of cells whose channel 0 matches the target, and
+    ``phase_accuracy(trial, step)``: the same against the best-matching phase of the pattern
+    (a pattern drawn right but shifted scores 1 there and about 0.5 or less in ``accuracy``).
     """
     n_trials = int(exp_cfg["evaluation"]["trials"])
     n_steps = int(exp_cfg["training"]["rollout_steps"]) * scale
-    task = tasks.make(exp_cfg["task"], channels=exp.model_cfg["channels"], scale=scale)
+    grid = evaluation_grid(exp_cfg, scale)
+    task = tasks.make(exp_cfg["task"], channels=exp.model_cfg["channels"], grid=grid)
     hard = exp.hard_step is not None
     step = exp.hard_step if hard else exp.step
     run_params = exp.family.harden(params) if hard else params
@@ -38,14 +42,16 @@ def rollout_dataset(exp: training.Experiment, params, exp_cfg: dict, seed: int, 
         _, traj = updates.rollout(step, params, x0, key, exp.model_cfg, n_steps, trajectory=True)
         traj = jnp.concatenate([x0[None], traj])  # (step, trial, H, W, C)
         acc = jax.vmap(task.accuracy)(traj)  # (step, trial)
-        return jnp.swapaxes(traj, 0, 1), acc.T
+        phase_acc = jax.vmap(task.phase_accuracy)(traj)
+        return jnp.swapaxes(traj, 0, 1), acc.T, phase_acc.T
 
-    traj, acc = jax.device_get(run(run_params, jax.random.fold_in(key, 1), x0))
+    traj, acc, phase_acc = jax.device_get(run(run_params, jax.random.fold_in(key, 1), x0))
     dtype = np.uint8 if hard else np.float32
     ds = xr.Dataset(
         {
             "state": (("trial", "step", "y", "x", "channel"), np.asarray(traj).astype(dtype)),
             "accuracy": (("trial", "step"), np.asarray(acc, np.float32)),
+            "phase_accuracy": (("trial", "step"), np.asarray(phase_acc, np.float32)),
             "target": (("y", "x"), task.target.astype(np.float32)),
         },
         coords={
@@ -55,26 +61,41 @@ def rollout_dataset(exp: training.Experiment, params, exp_cfg: dict, seed: int, 
             "x": np.arange(task.target.shape[1]),
             "channel": np.arange(traj.shape[-1]),
         },
-        attrs={"scale": scale, "mode": "hard" if hard else "soft"},
+        attrs={"scale": scale, "grid": grid, "mode": "hard" if hard else "soft"},
     )
     return ds
 
 
-def protocol_grid(task_cfg: dict, protocol: dict) -> int:
-    """The side of a damage protocol's grid: ``scale`` x the training grid, or ``grid``.
+def matched_grid(task_cfg: dict, grid: int) -> int:
+    """The nearest grid side at or below ``grid`` on which the pattern meets its far border the
+    way it does on the training grid: a checkerboard anchored at the top-left corner ends
+    mid-period at the far border of a 14-cell grid but not of a 56- or 64-cell one, and a circuit
+    trained on one kind of border need not know the other. So a 14x14-trained circuit is run on
+    54x54 for its 4x grid and damaged on 62x62; a 16x16-trained one keeps 64x64."""
+    size = int(task_cfg["size"])
+    if task_cfg["name"] == "checkerboard":
+        grid -= (grid - size) % (2 * int(task_cfg.get("square", 2)))
+    return grid
 
-    A fixed ``grid`` is by default shrunk to the nearest size at or below it that meets the
-    pattern's period (two tiles) the way the training grid does (``match_border``): a
-    checkerboard anchored at the top-left corner ends mid-period at the far border of a 14-cell
-    grid but not of a 64-cell one, and a circuit trained on one kind of border need not know
-    the other. So a 14x14-trained circuit is damaged on 62x62, a 16x16-trained one on 64x64.
-    """
+
+def evaluation_grid(exp_cfg: dict, scale: int) -> int:
+    """The side of the ``scale``x evaluation grid: ``scale`` x the training grid, matched to the
+    training grid's border (:func:`matched_grid`) unless ``evaluation.match_border`` is false."""
+    grid = int(exp_cfg["task"]["size"]) * scale
+    if exp_cfg["evaluation"].get("match_border", True):
+        grid = matched_grid(exp_cfg["task"], grid)
+    return grid
+
+
+def protocol_grid(task_cfg: dict, protocol: dict) -> int:
+    """The side of a damage protocol's grid: ``scale`` x the training grid, or ``grid``, by
+    default matched to the training grid's border (``match_border``, see :func:`matched_grid`)."""
     size = int(task_cfg["size"])
     if "grid" not in protocol:
         return size * int(protocol.get("scale", 1))
     grid = int(protocol["grid"])
-    if protocol.get("match_border", True) and task_cfg["name"] == "checkerboard":
-        grid -= (grid - size) % (2 * int(task_cfg.get("square", 2)))
+    if protocol.get("match_border", True):
+        grid = matched_grid(task_cfg, grid)
     return grid
 
 

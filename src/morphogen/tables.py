@@ -44,8 +44,13 @@ def rollout_rows(path: str | Path, experiment: str, seed: int) -> list[dict]:
         scale = int(ds.attrs["scale"])
         name = "train" if scale == 1 else f"{scale}x"
         final = ds["accuracy"].isel(step=-1).values
+        rows.append({"metric": f"grid_{name}", "value": int(ds.sizes["y"])})
         rows.append({"metric": f"hard_accuracy_{name}", "value": float(final.mean())})
         rows.append({"metric": f"perfect_trials_{name}", "value": float((final >= 1.0).mean())})
+        if "phase_accuracy" in ds:  # the best of the pattern's phases: a shifted pattern scores 1
+            phase = ds["phase_accuracy"].isel(step=-1).values
+            rows.append({"metric": f"phase_accuracy_{name}", "value": float(phase.mean())})
+            rows.append({"metric": f"phase_perfect_trials_{name}", "value": float((phase >= 1.0).mean())})
     for k, v in (model or {}).items():
         rows.append({"metric": k, "value": v})
     return [{"experiment": experiment, "seed": seed, **r} for r in rows]
@@ -252,3 +257,115 @@ def recovery_model_rows(per_trial: pd.DataFrame) -> list[dict]:
             for k, v in vals.items()
         ]
     return rows
+
+
+# --------------------------------------------------------------------------- training methods
+
+
+def split_study_name(name: str) -> tuple[str, str]:
+    """``<experiment>.<method>`` (a study run's experiment name) -> (experiment, method)."""
+    experiment, _, method = name.partition(".")
+    return experiment, method
+
+
+def training_method_runs(histories, models: dict, budgets: dict) -> pd.DataFrame:
+    """One row per study run: did its hard circuit become exact within the budget, when, the
+    soft/hard gap and active gates (``models[(name, seed)]``: the family's summary).
+    ``budgets[name]``: the run's step budget. Deterministic (wall times: :func:`training_methods_timing`)."""
+    rows = []
+    for path in histories:
+        name, seed = run_id(path)
+        experiment, method = split_study_name(name)
+        h = pd.read_csv(path)
+        acc = h["hard_accuracy"].to_numpy()
+        hit = np.flatnonzero(acc >= 1.0)
+        gap = h["gap"].to_numpy() if "gap" in h else np.full(len(h), np.nan)
+        rows.append(
+            {
+                "experiment": experiment,
+                "method": method,
+                "seed": seed,
+                "budget": int(budgets[name]),
+                "steps_run": int(h["step"].iloc[-1]),
+                "reached_exact": bool(len(hit)),
+                "first_exact_step": int(h["step"].iloc[hit[0]]) if len(hit) else -1,
+                "ended_exact": bool(float(h["hard_loss"].iloc[-1]) == 0.0),
+                "final_hard_accuracy": float(acc[-1]),
+                "best_hard_accuracy": float(acc.max()),
+                "final_soft_loss": float(h["soft_loss"].iloc[-1]),
+                "final_hard_loss": float(h["hard_loss"].iloc[-1]),
+                "final_gap": float(gap[-1]),
+                "mean_abs_gap": float(np.mean(np.abs(gap))),
+                # steps whose gradient overflowed (not applied)
+                "skipped_updates": int(h["skipped_update"].sum()) if "skipped_update" in h else 0,
+                **{
+                    k: v
+                    for k, v in models.get((name, seed), {}).items()
+                    if k in ("gates_total", "gates_active")
+                },
+            }
+        )
+    df = pd.DataFrame(rows)
+    return df.sort_values(["experiment", "method", "seed"], kind="stable").reset_index(drop=True)
+
+
+def training_methods_summary(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per (experiment, method): how many seeds reached an exact hard rollout (and ended on one),
+    steps to the first (median, quartiles, range over the seeds that reached one), the gap and
+    the active gates (medians over seeds)."""
+    rows = []
+    for (experiment, method), g in runs.groupby(["experiment", "method"], sort=True):
+        first = g.loc[g.reached_exact, "first_exact_step"].to_numpy()
+        q = np.percentile(first, [25, 50, 75]) if len(first) else [np.nan] * 3
+        rows.append(
+            {
+                "experiment": experiment,
+                "method": method,
+                "seeds": len(g),
+                "budget": int(g.budget.max()),
+                "reached_exact": int(g.reached_exact.sum()),
+                "reached_exact_fraction": float(g.reached_exact.mean()),
+                "ended_exact": int(g.ended_exact.sum()),
+                "first_exact_median": float(q[1]),
+                "first_exact_q25": float(q[0]),
+                "first_exact_q75": float(q[2]),
+                "first_exact_min": float(first.min()) if len(first) else np.nan,
+                "first_exact_max": float(first.max()) if len(first) else np.nan,
+                "final_hard_accuracy_min": float(g.final_hard_accuracy.min()),
+                "final_gap_median": float(g.final_gap.median()),
+                "skipped_updates_total": int(g.skipped_updates.sum()),
+                "mean_abs_gap_median": float(g.mean_abs_gap.median()),
+                "gates_active_median": float(g.gates_active.median()) if "gates_active" in g else np.nan,
+                "gates_total": int(g.gates_total.max()) if "gates_total" in g else -1,
+                "failed_seeds": " ".join(str(s) for s in g.loc[~g.reached_exact, "seed"]),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def training_methods_timing(timings) -> pd.DataFrame:
+    """Per (experiment, method) of the study: wall time per training step (median and range
+    over seeds), compile time and the total training time. Wall times vary from run to run, so
+    they have a table of their own."""
+    rows = []
+    for f in timings:
+        p = Path(f)
+        experiment, method = split_study_name(p.parent.name)
+        rows.append({"experiment": experiment, "method": method, **json.loads(p.read_text())})
+    df = pd.DataFrame(rows)
+    out = []
+    for (experiment, method), g in df.groupby(["experiment", "method"], sort=True):
+        out.append(
+            {
+                "experiment": experiment,
+                "method": method,
+                "seeds": len(g),
+                "seconds_per_step_median": float(g.seconds_per_step.median()),
+                "seconds_per_step_min": float(g.seconds_per_step.min()),
+                "seconds_per_step_max": float(g.seconds_per_step.max()),
+                "compile_seconds_median": float(g.compile_seconds.median()),
+                "train_seconds_total": float(g.train_seconds.sum()),
+                "steps_run_total": int(g.steps_run.sum()),
+            }
+        )
+    return pd.DataFrame(out)

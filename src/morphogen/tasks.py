@@ -35,6 +35,28 @@ def channel0_accuracy(final, target):
     return jnp.mean(jnp.round(final[..., 0]) == target, axis=(-2, -1))
 
 
+def checkerboard_phases(height: int, width: int, square: int = 2) -> np.ndarray:
+    """(P, H, W): every distinct translate of the checkerboard (its phases), the anchored one
+    first. A period is two tiles each way; a shift by one tile each way gives the same board."""
+    period = 2 * square
+    big = checkerboard(height + period, width + period, square)
+    phases, seen = [], set()
+    for dy in range(period):
+        for dx in range(period):
+            board = big[dy : dy + height, dx : dx + width]
+            if board.tobytes() not in seen:
+                seen.add(board.tobytes())
+                phases.append(board)
+    return np.stack(phases)
+
+
+def best_phase_accuracy(final, phases):
+    """Per-sample accuracy against the best-matching phase of the pattern: (batch,). A circuit
+    that draws the right pattern shifted (e.g. anchored on the other border) scores 1."""
+    hits = jnp.round(final[..., 0])[:, None] == phases[None]  # (batch, P, H, W)
+    return jnp.max(jnp.mean(hits, axis=(-2, -1)), axis=1)
+
+
 class Task(NamedTuple):
     """A task: how start states are drawn, what the target is, how a final state is scored."""
 
@@ -43,20 +65,26 @@ class Task(NamedTuple):
     initial_states: Callable  # (key, batch) -> (batch, H, W, C)
     loss: Callable  # final (batch, H, W, C) -> scalar
     accuracy: Callable  # final -> (batch,)
+    # final -> (batch,): accuracy against the best of the pattern's phases (translates)
+    phase_accuracy: Callable
 
 
-def make(tcfg: dict, *, channels: int, scale: int = 1) -> Task:
-    """Build the task named in ``tcfg["name"]``; ``scale`` enlarges the grid (evaluation)."""
+def make(tcfg: dict, *, channels: int, scale: int = 1, grid: int | None = None) -> Task:
+    """Build the task named in ``tcfg["name"]``; ``scale`` enlarges the grid (evaluation), or
+    ``grid`` sets its side."""
     name = tcfg["name"]
     if name == "checkerboard":
-        size = int(tcfg["size"]) * scale
-        target = checkerboard(size, size, int(tcfg.get("square", 2)))
+        size = int(grid) if grid is not None else int(tcfg["size"]) * scale
+        square = int(tcfg.get("square", 2))
+        target = checkerboard(size, size, square)
         t = jnp.asarray(target)
+        phases = jnp.asarray(checkerboard_phases(size, size, square))
         return Task(
             name=name,
             target=target,
             initial_states=lambda key, batch: random_binary_states(key, batch, size, size, channels),
             loss=lambda final: channel0_sq_error(final, t),
             accuracy=lambda final: channel0_accuracy(final, t),
+            phase_accuracy=lambda final: best_phase_accuracy(final, phases),
         )
     raise ValueError(f"unknown task {name!r}; known: checkerboard")

@@ -35,6 +35,11 @@ class TrainState(NamedTuple):
     step: jax.Array  # int32 scalar: number of optimizer steps taken
 
 
+# A step's training-method draws (the model's relax hook) come from fold_in(step key, this id),
+# so the start states and async masks stay those of the step key's split.
+RELAX_STREAM = 7
+
+
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
 
@@ -121,16 +126,22 @@ def make_train_step(exp: Experiment, static, tcfg: dict, optimizer) -> Callable:
     loss_steps = int(tcfg.get("loss_steps", 1))
     task, mcfg = exp.task, exp.model_cfg
 
-    def loss_fn(trainable, static, x0, key):
-        params = merge_params(trainable, static)
+    def objective(step, params, x0, key):
+        """The training loss of one rollout, and its final state."""
         if loss_steps == 1:  # the reference: the final state only
-            final = updates.rollout(exp.step, params, x0, key, mcfg, n_steps, remat=True)
+            final = updates.rollout(step, params, x0, key, mcfg, n_steps, remat=True)
             return task.loss(final), final
         # Mean of the task loss over the last `loss_steps` states: rewards a pattern that forms
         # early and stays, and gives the gradient shorter paths through time.
-        _, traj = updates.rollout(exp.step, params, x0, key, mcfg, n_steps, trajectory=True, remat=True)
-        losses = jax.vmap(task.loss)(traj[-loss_steps:])
-        return jnp.mean(losses), traj[-1]
+        _, traj = updates.rollout(step, params, x0, key, mcfg, n_steps, trajectory=True, remat=True)
+        return jnp.mean(jax.vmap(task.loss)(traj[-loss_steps:])), traj[-1]
+
+    def loss_fn(trainable, static, x0, key, k_relax, step_number):
+        params = merge_params(trainable, static)
+        if exp.family.relax is not None:
+            # The model's training method (e.g. noise on discrete choices), once per step.
+            params = exp.family.relax(params, k_relax, step_number, mcfg)
+        return objective(exp.step, params, x0, key)
 
     # The wiring is an argument, not a constant baked into the program: then every seed of an
     # experiment compiles to the same program, which the persistent compilation cache shares.
@@ -138,15 +149,29 @@ def make_train_step(exp: Experiment, static, tcfg: dict, optimizer) -> Callable:
     def jitted_step(state: TrainState, static, key):
         k_x, k_roll = jax.random.split(key)
         x0 = task.initial_states(k_x, batch)
-        (loss, _), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, static, x0, k_roll)
+        (loss, _), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            state.params, static, x0, k_roll, jax.random.fold_in(key, RELAX_STREAM), state.step
+        )
         metrics = {"soft_loss": loss}
         if exp.hard_step is not None:
+            # The deployed (hard) circuit on the same start states and async masks: its loss
+            # and accuracy at the end of the rollout, and the gap between the loss it would
+            # have had as the training objective and the objective training descended.
             hard_params = exp.family.harden(merge_params(state.params, static))
-            hard_final = updates.rollout(exp.hard_step, hard_params, x0, k_roll, mcfg, n_steps)
+            hard_objective, hard_final = objective(exp.hard_step, hard_params, x0, k_roll)
             metrics["hard_loss"] = task.loss(hard_final)
             metrics["hard_accuracy"] = jnp.mean(task.accuracy(hard_final))
+            metrics["gap"] = hard_objective - loss
         upd, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, upd)
+        # A gradient that overflowed (inf or NaN: backpropagation through a long rollout of a
+        # nearly discrete circuit can grow without bound) is not applied: the step is skipped
+        # and counted, and training goes on from the same params and optimizer state.
+        finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
+        params, opt_state = jax.tree.map(
+            lambda new, old: jnp.where(finite, new, old), (params, opt_state), (state.params, state.opt_state)
+        )
+        metrics["skipped_update"] = 1.0 - finite.astype(jnp.float32)
         return TrainState(params, opt_state, state.step + 1), metrics
 
     bound = jax.tree.map(jnp.asarray, static)
@@ -195,7 +220,9 @@ def train(
 
     optimizer = optimizer_for(total)
     state = TrainState(trainable, optimizer.init(trainable), jnp.asarray(0, jnp.int32))
-    metric_names = ["soft_loss"] + (["hard_loss", "hard_accuracy"] if exp.hard_step else [])
+    metric_names = (
+        ["soft_loss"] + (["hard_loss", "hard_accuracy", "gap"] if exp.hard_step else []) + ["skipped_update"]
+    )
     # Optional restarts: an attempt whose hard circuit was never exact on a training rollout
     # within `restart_after` steps starts again from new initial params and a fresh optimizer
     # whose schedule is as long as the first one's, or the steps left of the budget (`steps`) if

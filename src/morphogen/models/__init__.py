@@ -21,6 +21,9 @@ class Family(NamedTuple):
     summary: Callable  # (params, cfg) -> dict of numbers for the models table
     harden: Callable | None = None  # params -> params of the discrete circuit
     hard_step: Callable | None = None  # fast step of the discrete circuit
+    # (params, key, step, cfg) -> params: what one training step runs (a training method's
+    # relaxation, e.g. noise on discrete choices); None: the params themselves
+    relax: Callable | None = None
 
 
 FAMILIES: dict[str, Family] = {
@@ -32,6 +35,7 @@ FAMILIES: dict[str, Family] = {
         summary=difflogic.summary,
         harden=difflogic.harden,
         hard_step=difflogic.hard_step,
+        relax=difflogic.relax,
     ),
 }
 

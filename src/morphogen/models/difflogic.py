@@ -18,6 +18,30 @@ gate as a bitwise expression (its algebraic normal form), 32 cells per instructi
 Parameters are a pytree ``{"logits": ..., "wires": ...}``; the wires are integer arrays that are
 never trained (training differentiates floating leaves only).
 
+Training methods (``model.relaxation``), applied once per training step by :func:`relax`:
+
+* ``softmax`` (the reference): every gate is the softmax mixture of its 16 relaxations; the
+  deployed circuit is its argmax, which need not do what the mixture learnt (the gap).
+* ``gumbel_st`` (after Yousefi et al., NeurIPS 2025): Gumbel noise on the logits; the forward
+  pass runs the one operation ``argmax(logits + g)`` of every gate (a discrete circuit, sampled
+  once per training step), the backward pass the gradient of ``softmax((logits + g) / T)``.
+* ``hard_st``: the forward pass runs the argmax circuit itself (the one that is deployed, so
+  the loss that training descends is the deployed circuit's), the backward pass the gradient of a
+  softmax whose temperature adapts per gate to its confidence (see :func:`adaptive_temperature`):
+  a confident gate's plain softmax passes almost no gradient, so it would never leave its
+  initial choice.
+* ``mixed_st``: each gate runs its argmax (straight-through) with probability ``hard_fraction``
+  (a fresh draw per gate and training step, the share rising over ``hard_fraction_steps``), else
+  its softmax mixture: the mixture must keep working whichever of its gates are made discrete.
+
+The straight-through methods are straight-through per gate (:func:`straight_through_gate`):
+the forward value is the chosen operation's, exactly; the backward pass uses the relaxation's
+derivatives at the same inputs, towards its weights and towards the gate's inputs, so a chosen
+constant or wire does not cut the gradient of the gates upstream.
+
+A relaxed params pytree is ``{"weights", "surrogate", "wires"}``: per gate, the one-hot
+operation of the forward pass and the 16 weights of the relaxation of the backward pass.
+
 Shapes: a state is ``(batch, height, width, channels)`` float32 with values in [0, 1].
 """
 
@@ -137,6 +161,15 @@ def validate(cfg: dict) -> None:
                     f"model.{name}[{i + 1}]={n_out} is too narrow for {n_in} inputs ('unique' wiring "
                     f"needs at least {math.ceil(n_in / 2)})"
                 )
+    method = cfg.get("relaxation", "softmax")
+    if method not in RELAXATIONS:
+        raise ValueError(f"model.relaxation must be one of {', '.join(RELAXATIONS)}, got {method!r}")
+    t0, t1 = (
+        float(cfg.get("temperature", 1.0)),
+        float(cfg.get("temperature_final", cfg.get("temperature", 1.0))),
+    )
+    if t0 <= 0 or t1 <= 0:
+        raise ValueError(f"model.temperature and model.temperature_final must be > 0, got {t0} and {t1}")
     if update[-1] != cfg["channels"]:
         raise ValueError(
             f"model.update_layers must end with channels={cfg['channels']} (the full new state), "
@@ -189,9 +222,163 @@ def hard_ops(params: dict) -> dict:
     return jax.tree.map(lambda z: jnp.argmax(z, -1), params["logits"])
 
 
-def _coefficients(logits):
-    """(..., 16) logits -> (..., 4) affine coefficients of the softmax mixture."""
-    return jax.nn.softmax(logits, axis=-1) @ jnp.asarray(AFFINE)
+def _coefficients(weights):
+    """(..., 16) mixture weights -> (..., 4) affine coefficients of the mixture (exact for one-hot)."""
+    return weights @ jnp.asarray(AFFINE)
+
+
+def _layer_weights(params: dict, part: str) -> list:
+    """Per layer of ``part``: (the (..., 16) gate weights of the forward pass, the weights of
+    the relaxation whose gradient the backward pass uses, or None for the forward's own)."""
+    if "weights" in params:
+        surrogate = (
+            params["surrogate"][part] if params.get("surrogate") else [None] * len(params["weights"][part])
+        )
+        return list(zip(params["weights"][part], surrogate))
+    return [(jax.nn.softmax(z, axis=-1), None) for z in params["logits"][part]]
+
+
+def _gate(c, a, b):
+    """The affine form of a gate mixture: c0 + c1 a + c2 b + c3 a b (coefficients (..., 4))."""
+    return c[..., 0] + a * (c[..., 1] + c[..., 3] * b) + c[..., 2] * b
+
+
+def _sum_to(x, shape):
+    """Sum ``x`` over the axes that were broadcast from ``shape``."""
+    x = jnp.sum(x, axis=tuple(range(x.ndim - len(shape)))) if x.ndim > len(shape) else x
+    axes = tuple(i for i, (n, m) in enumerate(zip(shape, x.shape)) if n == 1 and m != 1)
+    return jnp.sum(x, axis=axes, keepdims=True) if axes else x
+
+
+@jax.custom_vjp
+def straight_through_gate(hard, soft, a, b):
+    """The gate of coefficients ``hard`` forward (exactly); backward, the gradient of the gate of
+    coefficients ``soft`` at the same inputs: to ``soft`` (hence to the logits) and to the
+    inputs ``a``, ``b`` (hence to the gates upstream). Straight-through per gate: a chosen gate
+    that ignores an input (a constant, a wire) still passes back the gradient its relaxation
+    has for that input, so the gradient reaches every gate that the soft mixture's reaches."""
+    return _gate(hard, a, b)
+
+
+def _stg_fwd(hard, soft, a, b):
+    return _gate(hard, a, b), (soft, a, b)
+
+
+def _stg_bwd(res, g):
+    soft, a, b = res
+    shape = soft.shape[:-1]
+    d_soft = jnp.stack(
+        [_sum_to(g, shape), _sum_to(g * a, shape), _sum_to(g * b, shape), _sum_to(g * a * b, shape)], -1
+    )
+    d_a = _sum_to(g * (soft[..., 1] + soft[..., 3] * b), a.shape)
+    d_b = _sum_to(g * (soft[..., 2] + soft[..., 3] * a), b.shape)
+    return jnp.zeros(soft.shape, soft.dtype), d_soft, d_a, d_b
+
+
+straight_through_gate.defvjp(_stg_fwd, _stg_bwd)
+
+
+def _layer(w, surrogate, a, b, expand):
+    """One layer's gates on inputs ``a``, ``b``; ``expand`` shapes (out, 4) coefficients to
+    broadcast against the inputs."""
+    coef = expand(_coefficients(w))
+    if surrogate is None:
+        return _gate(coef, a, b)
+    return straight_through_gate(coef, expand(_coefficients(surrogate)), a, b)
+
+
+# --------------------------------------------------------------------------- training methods
+
+RELAXATIONS = ("softmax", "gumbel_st", "hard_st", "mixed_st")
+
+
+def temperature_at(cfg: dict, step) -> jax.Array:
+    """The relaxation temperature at training step ``step``: ``temperature``, decaying
+    geometrically to ``temperature_final`` over ``temperature_steps`` steps, then held."""
+    t0 = float(cfg.get("temperature", 1.0))
+    t1 = float(cfg.get("temperature_final", t0))
+    n = max(1, int(cfg.get("temperature_steps", 1)))
+    frac = jnp.clip(jnp.asarray(step, jnp.float32) / n, 0.0, 1.0)
+    return jnp.asarray(t0, jnp.float32) * (t1 / t0) ** frac
+
+
+def hard_fraction_at(cfg: dict, step) -> jax.Array:
+    """mixed_st: the share of gates that run their argmax at training step ``step``: rising
+    linearly from 0 to ``hard_fraction`` over ``hard_fraction_steps`` steps, then held."""
+    final = float(cfg.get("hard_fraction", 0.5))
+    n = max(1, int(cfg.get("hard_fraction_steps", 1)))
+    return final * jnp.clip(jnp.asarray(step, jnp.float32) / n, 0.0, 1.0)
+
+
+def adaptive_temperature(logits, temperature, target_mass: float):
+    """Per gate, a backward temperature at least ``temperature`` and high enough that the
+    softmax leaves about ``target_mass`` of its mass off the chosen gate (no gradient flows
+    through it).
+
+    The softmax Jacobian of a gate whose top logit leads by a margin ``d`` is about
+    ``exp(-d / T) / T``: a confident gate (the pass-through start has ``d = 10``) passes almost
+    no gradient at ``T = 1``. With ``T = d / log(15 / target_mass)`` the other 15 gates keep
+    about ``target_mass`` between them, whatever the margin, so the gradient keeps flowing and
+    says which gate to switch to; the forward pass is not touched, so this costs no gap.
+    """
+    top2 = jax.lax.top_k(logits, 2)[0]
+    margin = jax.lax.stop_gradient(top2[..., 0] - top2[..., 1])
+    needed = margin / math.log(15.0 / target_mass)
+    return jnp.maximum(temperature, needed)[..., None]
+
+
+def relax(params: dict, key: jax.Array, step, cfg: dict) -> dict:
+    """The params one training step runs, for the method ``cfg["relaxation"]`` (softmax by
+    default; see the module docstring). ``key`` draws the Gumbel noise (one sample of every gate
+    per training step); ``step`` sets the temperature schedule."""
+    method = cfg.get("relaxation", "softmax")
+    if method not in RELAXATIONS:
+        raise ValueError(f"model.relaxation must be one of {RELAXATIONS}, got {method!r}")
+    tau = temperature_at(cfg, step)
+    if method == "softmax":
+        if "temperature" not in cfg and "temperature_final" not in cfg:
+            return params  # the reference: temperature 1
+        weights = jax.tree.map(lambda z: jax.nn.softmax(z / tau, axis=-1), params["logits"])
+        return {"weights": weights, "surrogate": None, "wires": params["wires"]}
+    leaves, tree = jax.tree.flatten(params["logits"])
+    keys = jax.random.split(key, len(leaves))
+    hard, surrogate = [], []
+    for z, k in zip(leaves, keys):
+        if method == "mixed_st":
+            # each gate runs its argmax with probability p (straight-through), else its mixture
+            soft = jax.nn.softmax(z / tau, axis=-1)
+            pick = jax.random.bernoulli(k, hard_fraction_at(cfg, step), z.shape[:-1])[..., None]
+            hard.append(jnp.where(pick, jax.nn.one_hot(jnp.argmax(z, axis=-1), 16, dtype=z.dtype), soft))
+            surrogate.append(soft)
+            continue
+        if method == "gumbel_st":
+            zz = z + float(cfg.get("noise_scale", 1.0)) * jax.random.gumbel(k, z.shape, z.dtype)
+            soft = jax.nn.softmax(zz / tau, axis=-1)
+        else:  # hard_st
+            zz = z
+            soft = jax.nn.softmax(
+                z / adaptive_temperature(z, tau, float(cfg.get("backward_mass", 0.1))), axis=-1
+            )
+        hard.append(jax.nn.one_hot(jnp.argmax(zz, axis=-1), 16, dtype=z.dtype))
+        surrogate.append(soft)
+    return {
+        "weights": jax.tree.unflatten(tree, hard),
+        "surrogate": jax.tree.unflatten(tree, surrogate),
+        "wires": params["wires"],
+    }
+
+
+def sampled_ops(params: dict, key: jax.Array, cfg: dict) -> dict:
+    """The gate index of every gate in the circuit that :func:`relax` samples with ``key``."""
+    method = cfg.get("relaxation", "softmax")
+    leaves, tree = jax.tree.flatten(params["logits"])
+    keys = jax.random.split(key, len(leaves))
+    out = []
+    for z, k in zip(leaves, keys):
+        if method == "gumbel_st":
+            z = z + float(cfg.get("noise_scale", 1.0)) * jax.random.gumbel(k, z.shape, z.dtype)
+        out.append(jnp.argmax(z, axis=-1))
+    return jax.tree.unflatten(tree, out)
 
 
 # --------------------------------------------------------------------------- soft/hard (float)
@@ -226,22 +413,21 @@ def patches(state, periodic: bool):
 def circuit(params: dict, p, channels: int):
     """Run perception + update on patches (9, C, N) -> new state (C, N)."""
     x = p
-    n_kernels = params["logits"]["perception"][0].shape[0]
-    for i, (wire, logits) in enumerate(zip(params["wires"]["perception"], params["logits"]["perception"])):
-        coef = _coefficients(logits)  # (K, out, 4)
+    perception = _layer_weights(params, "perception")
+    n_kernels = perception[0][0].shape[0]
+    for i, (wire, (w, surrogate)) in enumerate(zip(params["wires"]["perception"], perception)):
         a, b = _rows(x, wire[0]), _rows(x, wire[1])
         if i == 0:  # (out, C, N) -> (out, 1, C, N): every kernel reads the same patch
             a, b = a[:, None], b[:, None]
-        c = jnp.swapaxes(coef, 0, 1)[..., None, None, :]  # (out, K, 1, 1, 4)
-        x = c[..., 0] + a * (c[..., 1] + c[..., 3] * b) + c[..., 2] * b
+        # (K, out, 4) -> (out, K, 1, 1, 4)
+        x = _layer(w, surrogate, a, b, lambda c: jnp.swapaxes(c, 0, 1)[..., None, None, :])
     # x: (S, K, C, N) -> features ordered (c, s, k), centre state in front.
     s = x.shape[0]
     feats = jnp.transpose(x, (2, 0, 1, 3)).reshape(channels * s * n_kernels, -1)
     x = jnp.concatenate([p[4], feats], axis=0)
-    for wire, logits in zip(params["wires"]["update"], params["logits"]["update"]):
-        coef = _coefficients(logits)[:, None, :]  # (out, 1, 4)
+    for wire, (w, surrogate) in zip(params["wires"]["update"], _layer_weights(params, "update")):
         a, b = _rows(x, wire[0]), _rows(x, wire[1])
-        x = coef[..., 0] + a * (coef[..., 1] + coef[..., 3] * b) + coef[..., 2] * b
+        x = _layer(w, surrogate, a, b, lambda c: c[:, None, :])  # (out, 1, 4)
     return x
 
 

@@ -1,0 +1,138 @@
+"""Training methods of logic circuits (model.relaxation): what a training step runs forward and
+backward, and that runs with noise stay deterministic."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import TINY_MODEL
+
+from morphogen import tasks, training
+from morphogen.models import difflogic as dl
+
+
+def _random_logits(params, key, scale=3.0):
+    leaves, treedef = jax.tree.flatten(params["logits"])
+    keys = jax.random.split(key, len(leaves))
+    new = [jax.random.normal(k, z.shape) * scale for k, z in zip(keys, leaves)]
+    return {"logits": jax.tree.unflatten(treedef, new), "wires": params["wires"]}
+
+
+def _with_ops(params, ops):
+    """Params whose argmax circuit is the gate indices ``ops``."""
+    logits = jax.tree.map(lambda o: jnp.where(jax.nn.one_hot(o, 16, dtype=bool), 1.0, 0.0), ops)
+    return {"logits": logits, "wires": params["wires"]}
+
+
+PARAMS = _random_logits(dl.init(jax.random.key(1), TINY_MODEL), jax.random.key(2))
+STATE = jax.random.randint(jax.random.key(3), (3, 9, 7, TINY_MODEL["channels"]), 0, 2).astype(jnp.float32)
+GUMBEL = {**TINY_MODEL, "relaxation": "gumbel_st", "temperature": 1.0, "noise_scale": 1.0}
+
+
+def _soft_step(params, cfg, key, step=0):
+    return jax.jit(lambda p, x: dl.step(dl.relax(p, key, step, cfg), x, None, cfg))(params, STATE)
+
+
+def _hard_step(params, cfg=TINY_MODEL):
+    return jax.jit(lambda p, x: dl.hard_step(p, x, None, cfg))(params, STATE)
+
+
+def test_gumbel_st_forward_is_the_hard_circuit_of_the_sampled_gates():
+    for k in range(3):
+        key = jax.random.key(10 + k)
+        out = _soft_step(PARAMS, GUMBEL, key)
+        ops = dl.sampled_ops(PARAMS, key, GUMBEL)
+        np.testing.assert_array_equal(np.asarray(out), np.asarray(_hard_step(_with_ops(PARAMS, ops))))
+    # The noise matters: the sampled circuit is not the argmax circuit, and another key samples
+    # another one.
+    argmax = jax.tree.leaves(dl.hard_ops(PARAMS))
+    sampled = jax.tree.leaves(dl.sampled_ops(PARAMS, jax.random.key(10), GUMBEL))
+    other = jax.tree.leaves(dl.sampled_ops(PARAMS, jax.random.key(11), GUMBEL))
+    assert any(np.any(a != s) for a, s in zip(argmax, sampled))
+    assert any(np.any(a != s) for a, s in zip(other, sampled))
+
+
+def test_gumbel_st_without_noise_and_cold_is_the_argmax_circuit():
+    cold = {**GUMBEL, "noise_scale": 0.0, "temperature": 1e-4}
+    argmax = np.asarray(_hard_step(PARAMS))
+    np.testing.assert_array_equal(np.asarray(_soft_step(PARAMS, cold, jax.random.key(5))), argmax)
+    # ... and so is the relaxation whose gradient it passes back: the Gumbel softmax of the
+    # logits at temperature -> 0, the soft circuit of logits / temperature.
+    for t in (1e-2, 1e-4):
+        scaled = {"logits": jax.tree.map(lambda z, t=t: z / t, PARAMS["logits"]), "wires": PARAMS["wires"]}
+        soft = jax.jit(lambda p, x: dl.step(p, x, None, TINY_MODEL))(scaled, STATE)
+        np.testing.assert_allclose(np.asarray(soft), argmax, atol=1e-3)
+
+
+def test_temperature_schedule_decays_geometrically_then_holds():
+    cfg = {"temperature": 2.0, "temperature_final": 0.5, "temperature_steps": 100}
+    values = [float(dl.temperature_at(cfg, s)) for s in (0, 50, 100, 400)]
+    np.testing.assert_allclose(values, [2.0, 1.0, 0.5, 0.5], rtol=1e-6)
+    assert float(dl.temperature_at({}, 7)) == 1.0
+
+
+def _layer_gradients(cfg, params, key):
+    task = tasks.make({"name": "checkerboard", "size": 9}, channels=cfg["channels"])
+    x0 = jax.random.randint(jax.random.key(4), (2, 9, 9, cfg["channels"]), 0, 2).astype(jnp.float32)
+
+    def loss(logits):
+        p = dl.relax({"logits": logits, "wires": params["wires"]}, key, 0, cfg)
+        x = x0
+        for _ in range(3):
+            x = dl.step(p, x, None, cfg)
+        return task.loss(x)
+
+    grads = jax.grad(loss)(params["logits"])
+    return [np.abs(np.asarray(g)).sum(-1) for g in jax.tree.leaves(grads)]  # per gate
+
+
+@pytest.mark.parametrize("method", ["gumbel_st", "hard_st"])
+@pytest.mark.parametrize("start", ["random", "pass_through"])
+def test_gradient_flows_where_the_soft_mixtures_does(method, start):
+    """Every layer that gets a gradient under the soft mixture gets one under the straight-
+    through method, and so do most of its gates: also from the pass-through start, where the
+    chosen gate leads by 10 and a plain softmax at temperature 1 passes almost nothing back."""
+    base = dl.init(jax.random.key(1), TINY_MODEL)
+    params = PARAMS if start == "random" else base
+    soft = _layer_gradients({**TINY_MODEL, "relaxation": "softmax"}, params, jax.random.key(7))
+    st = _layer_gradients({**TINY_MODEL, "relaxation": method}, params, jax.random.key(7))
+    for i, (gs, gt) in enumerate(zip(soft, st)):
+        assert np.all(np.isfinite(gt))
+        if np.any(gs > 0):
+            assert np.any(gt > 1e-6), f"layer {i}: no gradient"
+            assert np.mean(gt > 0) >= 0.5 * np.mean(gs > 0), (
+                f"layer {i}: {np.mean(gt > 0)} vs {np.mean(gs > 0)}"
+            )
+
+
+def _train(cfg, tmp_path, name, steps=None):
+    if steps is not None:
+        cfg = {**cfg, "training": {**cfg["training"], "steps": steps}}
+    return training.train(
+        cfg, 0, experiment="tiny", preset="unit", progress_dir=tmp_path / name, log=lambda m: None
+    )
+
+
+def test_hard_st_trains_the_deployed_circuit_without_a_gap(tiny_experiment, tmp_path):
+    cfg = tiny_experiment
+    cfg["model"].update(relaxation="hard_st", pass_through_logit=2.0)
+    h = _train(cfg, tmp_path, "hard")["history"]
+    # The forward pass is the argmax circuit: the training loss is the hard loss.
+    np.testing.assert_allclose(h["gap"], 0.0, atol=1e-3)
+    np.testing.assert_allclose(h["soft_loss"], h["hard_loss"], atol=1e-3)
+
+
+def test_softmax_logs_its_gap(tiny_experiment, tmp_path):
+    cfg = tiny_experiment
+    cfg["model"]["pass_through_logit"] = 2.0
+    h = _train(cfg, tmp_path, "soft")["history"]
+    np.testing.assert_allclose(h["gap"], h["hard_loss"] - h["soft_loss"], rtol=1e-5, atol=1e-3)
+    assert np.any(np.abs(h["gap"]) > 1.0)  # the soft mixture is not its argmax circuit
+
+
+def test_bad_relaxation_is_named():
+    with pytest.raises(
+        ValueError,
+        match=r"model.relaxation must be one of softmax, gumbel_st, hard_st, mixed_st, got 'gumble'",
+    ):
+        dl.validate({**TINY_MODEL, "relaxation": "gumble"})
