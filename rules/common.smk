@@ -233,6 +233,15 @@ def runs(name, experiments=None):
     ]
 
 
+def train_timings(experiments=None):
+    """The training jobs' wall-time files of the given experiments (default: the figures')."""
+    return [
+        str(RESULTS / "benchmarks" / "train_timing" / e / f"seed{s}.json")
+        for e in (experiments or figure_experiments())
+        for s in seeds_of(e)
+    ]
+
+
 def damage_experiments(experiments=None):
     """The experiments (of the figures, by default) that list damage protocols."""
     return [e for e in (experiments or figure_experiments()) if EXPERIMENTS[e]["evaluation"].get("damage")]

@@ -6,11 +6,7 @@ rule models_table:
         checkpoints=runs("checkpoint"),
         rollouts=runs("rollout.zarr"),
         recoveries=runs("recovery.zarr", damage_experiments()),
-        timings=[
-            str(RESULTS / "benchmarks" / "train_timing" / e / f"seed{s}.json")
-            for e in figure_experiments()
-            for s in seeds_of(e)
-        ],
+        timings=train_timings(),
     output:
         models=report(
             str(RESULTS / "tables" / "models.csv"),

@@ -2,12 +2,6 @@
 # Not part of `figures`; `snakemake --cores 8 study` builds it.
 
 
-def study_timings():
-    return [
-        str(RESULTS / "benchmarks" / "train_timing" / e / f"seed{s}.json") for e in STUDY for s in seeds_of(e)
-    ]
-
-
 rule study_table:
     """The study's tables: one row per run, and per (experiment, method) the share of seeds
     that reached an exact hard rollout, steps to it, the soft/hard gap, gates, time per step."""
@@ -16,7 +10,7 @@ rule study_table:
         SRC / "training.py",
         histories=runs("train.csv", list(STUDY)),
         checkpoints=runs("checkpoint", list(STUDY)),
-        timings=study_timings(),
+        timings=train_timings(list(STUDY)),
     output:
         summary=report(
             str(RESULTS / "tables" / "training_methods.csv"),

@@ -142,13 +142,22 @@ def test_test_preset_builds_every_figure_and_table(test_preset_run):
         "final_hard_loss",
         "hard_accuracy_train",
         "hard_accuracy_4x",
+        "phase_accuracy_4x",
+        "grid_4x",
     }
     for seed in (0, 1):
         assert want <= set(models[models.seed == seed].metric)
     timings = pd.read_csv(res / "tables" / "timings.csv")
     assert (timings[timings.metric == "train_seconds"].value > 0).all()
     history = pd.read_csv(res / "checkerboard_sync" / "seed0" / "train.csv")
-    assert list(history.columns) == ["step", "soft_loss", "hard_loss", "hard_accuracy"]
+    assert list(history.columns) == [
+        "step",
+        "soft_loss",
+        "hard_loss",
+        "hard_accuracy",
+        "gap",
+        "skipped_update",
+    ]
     assert len(history) == 12
     ds = store.read(res / "checkerboard_sync" / "seed0" / "rollout.zarr", group="scale4")
     assert ds["state"].dims == ("trial", "step", "y", "x", "channel")
@@ -159,6 +168,30 @@ def test_test_preset_builds_every_figure_and_table(test_preset_run):
     assert (res / "logs" / "train" / "checkerboard_sync" / "seed0.log").stat().st_size > 0
     assert (res / "benchmarks" / "rollout" / "checkerboard_sync" / "seed1.tsv").exists()
     assert not (res / "checkerboard_sync" / "seed0" / "progress").exists()
+
+
+@pytest.mark.e2e
+def test_test_preset_builds_the_training_method_study(test_preset_run):
+    res = test_preset_run / "results" / "test"
+    for ext in ("png", "pdf"):
+        assert (res / "figures" / f"S1_discretization_gap.{ext}").stat().st_size > 10_000
+    summary = pd.read_csv(res / "tables" / "training_methods.csv")
+    pairs = set(zip(summary.experiment, summary.method))
+    assert pairs == {("checkerboard_sync", m) for m in ("softmax", "gumbel_st", "hard_st", "mixed_st")} | {
+        ("checkerboard_async", m) for m in ("softmax", "mixed_st")
+    }
+    assert (summary.seeds == 1).all() and (summary.budget == 12).all()
+    runs = pd.read_csv(res / "tables" / "training_methods_runs.csv")
+    assert len(runs) == 6 and (runs.gates_total == 84).all()
+    # the hard forward pass of hard_st is the deployed circuit: no gap
+    assert (runs[runs.method == "hard_st"].mean_abs_gap < 1e-3).all()
+    assert (runs[runs.method == "softmax"].mean_abs_gap > 0.1).all()
+    timing = pd.read_csv(res / "tables" / "training_methods_timing.csv")
+    assert (timing.seconds_per_step_median > 0).all()
+    # the study's runs are trained like any other (one attempt each) and only the study reads them
+    meta = (res / "checkerboard_sync.gumbel_st" / "seed0" / "checkpoint" / "metadata.json").read_text()
+    assert '"relaxation": "gumbel_st"' in meta and '"restart_after": 0' in meta
+    assert not (res / "checkerboard_sync.gumbel_st" / "seed0" / "rollout.zarr").exists()
 
 
 @pytest.mark.e2e

@@ -329,8 +329,8 @@ def adaptive_temperature(logits, temperature, target_mass: float):
 
 def relax(params: dict, key: jax.Array, step, cfg: dict) -> dict:
     """The params one training step runs, for the method ``cfg["relaxation"]`` (softmax by
-    default; see the module docstring). ``key`` draws the Gumbel noise (one sample of every gate
-    per training step); ``step`` sets the temperature schedule."""
+    default; see the module docstring). ``key`` draws the method's randomness once per training
+    step (gumbel_st's noise, mixed_st's choice of hard gates); ``step`` sets the schedules."""
     method = cfg.get("relaxation", "softmax")
     if method not in RELAXATIONS:
         raise ValueError(f"model.relaxation must be one of {RELAXATIONS}, got {method!r}")
