@@ -63,7 +63,11 @@ def _final_params(result):
     return jax.tree.leaves(training.final_params(result["state"], result["static"]))
 
 
-def test_resume_from_a_checkpoint_equals_an_uninterrupted_run(tiny_experiment, tmp_path):
+@pytest.mark.parametrize("relaxation", ["softmax", "gumbel_st", "mixed_st"])
+def test_resume_from_a_checkpoint_equals_an_uninterrupted_run(tiny_experiment, tmp_path, relaxation):
+    """Also with a training method that draws noise every step (gumbel_st's Gumbel noise,
+    mixed_st's choice of hard gates): the draws come from the step's key, not from state."""
+    tiny_experiment["model"].update(relaxation=relaxation, pass_through_logit=2.0)
     full = _train(tiny_experiment, tmp_path, "full")
     # Interrupted: the same run stopped after 10 steps (two checkpoints), then resumed.
     short = {**tiny_experiment, "training": {**tiny_experiment["training"], "steps": 10}}
