@@ -28,9 +28,49 @@ update_config(config, _load_preset(config.get("preset", "quick")))
 update_config(config, workflow.config_settings.overwrite_config)
 
 
+def _path(parts):
+    return ".".join(str(p) for p in parts) or "(top level)"
+
+
+def _check_finite(node, parts=()):
+    """Every number in the config is finite: YAML's .nan and .inf satisfy the schema's bounds."""
+    import math
+
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for k, v in items:
+        if isinstance(v, float) and not math.isfinite(v):
+            raise WorkflowError(f"config key {_path((*parts, k))}: {v} is not a finite number")
+        _check_finite(v, (*parts, k))
+
+
+def _coerce_integer_strings(schema):
+    """`--config seeds=[100,101]` hands the items over as strings: where the schema wants an
+    integer and the value is an integer written as a string, use the integer."""
+    import re as _re
+
+    import jsonschema
+
+    for _ in range(100):
+        fixed = False
+        for err in jsonschema.Draft202012Validator(schema).iter_errors(config):
+            value = err.instance
+            if err.validator == "type" and "integer" in err.validator_value and isinstance(value, str):
+                if _re.fullmatch(r"[+-]?\d+", value.strip()):
+                    parent = config
+                    for p in list(err.absolute_path)[:-1]:
+                        parent = parent[p]
+                    parent[list(err.absolute_path)[-1]] = int(value)
+                    fixed = True
+                    break
+        if not fixed:
+            return
+
+
 def _validate_config():
     """Validate against the schema; on failure name each bad key and value in one short list."""
     schema_path = Path(workflow.basedir) / "config" / "schema.yaml"
+    _check_finite(config)
+    _coerce_integer_strings(yaml.safe_load(schema_path.read_text()))
     try:
         validate(config, str(schema_path))
     except WorkflowError:
@@ -99,6 +139,44 @@ def _check_models():
             damage.validate(name, protocol)
         except ValueError as e:
             raise WorkflowError(f"config key {e}") from None
+        late = [t for t in protocol.get("frame_steps", []) if t > protocol["run_steps"]]
+        if late:
+            raise WorkflowError(
+                f"config key damage_protocols.{name}.frame_steps: {late} past run_steps={protocol['run_steps']}"
+            )
+    _check_edges()
+
+
+# The evaluation scales each figure reads (F1: the training grid and the 4x grid).
+FIGURE_SCALES = {"F1_checkerboard_sync": [1, 4]}
+
+
+def _check_edges():
+    """Values that each pass the schema but do not fit together, before any job."""
+    from morphogen import evaluation
+
+    for name, exp in EXPERIMENTS.items():
+        training = exp["training"]
+        if training.get("loss_steps", 1) > training["rollout_steps"]:
+            raise WorkflowError(
+                f"config key experiments.{name}.training.loss_steps={training['loss_steps']} is larger "
+                f"than rollout_steps={training['rollout_steps']}"
+            )
+        for protocol_name in exp["evaluation"].get("damage", []):
+            protocol = config["damage_protocols"][protocol_name]
+            grid = evaluation.protocol_grid(exp["task"], protocol)
+            if protocol.get("size", 0) > grid:
+                raise WorkflowError(
+                    f"config key damage_protocols.{protocol_name}.size={protocol['size']} is larger than "
+                    f"its {grid}x{grid} grid on experiments.{name}"
+                )
+    for fig in config["figures"]:
+        for exp in FIGURE_EXPERIMENTS[fig]:
+            missing = sorted(set(FIGURE_SCALES.get(fig, [])) - set(EXPERIMENTS[exp]["evaluation"]["scales"]))
+            if missing:
+                raise WorkflowError(
+                    f"config key experiments.{exp}.evaluation.scales lacks {missing}, which figure {fig} needs"
+                )
 
 
 _check_models()

@@ -46,6 +46,30 @@ def test_bad_preset_is_named_with_the_allowed_values(workflow_copy):
         ),
         ("seeds: []\n", "config key seeds: [] should be non-empty"),
         (
+            "experiments:\n  checkerboard_sync:\n    training:\n      optimizer: {lr: .nan}\n",
+            "config key experiments.checkerboard_sync.training.optimizer.lr: nan is not a finite number",
+        ),
+        (
+            "experiments:\n  checkerboard_async:\n    training:\n      optimizer: {lr: .inf}\n",
+            "config key experiments.checkerboard_async.training.optimizer.lr: inf is not a finite number",
+        ),
+        (
+            "damage_protocols:\n  self_healing: {size: 70}\n",
+            "config key damage_protocols.self_healing.size=70 is larger than its 64x64 grid on experiments.checkerboard_sync",
+        ),
+        (
+            "experiments:\n  checkerboard_sync:\n    training: {loss_steps: 41}\n",
+            "config key experiments.checkerboard_sync.training.loss_steps=41 is larger than rollout_steps=40",
+        ),
+        (
+            "damage_protocols:\n  self_healing: {frame_steps: [0, 500]}\n",
+            "config key damage_protocols.self_healing.frame_steps: [500] past run_steps=400",
+        ),
+        (
+            "experiments:\n  checkerboard_sync:\n    evaluation: {scales: [1, 2]}\n",
+            "config key experiments.checkerboard_sync.evaluation.scales lacks [4], which figure F1_checkerboard_sync needs",
+        ),
+        (
             "experiments:\n  checkerboard_sync:\n    model: {relaxation: gumble}\n",
             "config key experiments.checkerboard_sync.model.relaxation: 'gumble' is not one of",
         ),
@@ -71,6 +95,17 @@ def test_bad_config_stops_before_any_job_naming_the_key(workflow_copy, tmp_path,
     assert proc.returncode != 0
     assert message in out, out[-2000:]
     assert "Job stats" not in out
+
+
+def test_seeds_given_on_the_command_line_are_integers(workflow_copy):
+    """Snakemake hands `--config seeds=[100,101,102]` over as strings; they are taken as the
+    integers they spell."""
+    proc = _dry(workflow_copy, "--config", "seeds=[100,101,102]", "--printshellcmds")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for seed in (100, 101, 102):
+        assert f"checkerboard_sync/seed{seed}/train.csv" in proc.stdout
+    proc = _dry(workflow_copy, "--config", "seeds=[100,x1]")
+    assert "config key seeds.1: 'x1' is not of type 'integer'" in proc.stdout + proc.stderr
 
 
 def test_paper_preset_dag_builds_with_gpu_training_jobs(workflow_copy):
