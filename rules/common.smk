@@ -390,7 +390,22 @@ def write_provenance(checkpoints, path, preset, log):
         "seeds": seeds,
         "config_hash": {exp: shared(by_seed) for exp, by_seed in hashes.items()},
     }
-    for key in ("git_commit", "morphogen_version", "packages", "platform", "device_kind", "xla_flags", "x64"):
+    for key in (
+        "git_commit",
+        "morphogen_version",
+        "packages",
+        "platform",
+        "device_kind",
+        "device_version",
+        "cpu_model",
+        "cpu_vendor",
+        "cpu_simd",
+        "cpu_count",
+        "xla_flags",
+        "x64",
+    ):
+        if not any(key in m for m in metas):
+            continue
         record[key] = shared({f"{m['experiment']}/seed{m['seed']}": m.get(key) for m in metas})
     with open(path, "w") as f:
         json.dump(record, f, indent=2)

@@ -33,6 +33,10 @@ PROVENANCE = {
     "device_kind": "cpu",
     "xla_flags": "--xla_gpu_deterministic_ops=true",
     "x64": "False",
+    "cpu_model": "Intel(R) Xeon(R) Platinum 8488C",
+    "cpu_vendor": "GenuineIntel",
+    "cpu_simd": "sse4_1 sse4_2 avx avx2 fma f16c avx512f avx512dq avx512bw avx512vl",
+    "cpu_count": "2",
 }
 
 
@@ -45,6 +49,7 @@ def write_tree(
     jax_version: str = "0.10.2",
     config_hash: str = "0919227e30811b2a",
     seconds: float = 1.0,
+    provenance: dict | None = None,
 ) -> Path:
     """A small results tree: tables, one run (train.csv, rollout store, checkpoint), one figure."""
     root.mkdir(parents=True)
@@ -87,6 +92,7 @@ def write_tree(
         **PROVENANCE,
         "config_hash": config_hash,
         "packages": {**PROVENANCE["packages"], "jax": jax_version},
+        **(provenance or {}),
     }
     state = (np.arange(2 * 6 * 4 * 4 * 2).reshape(2, 6, 4, 4, 2) % 2).astype(np.uint8)
     if state_change_step is not None:
@@ -284,6 +290,24 @@ def test_provenance_explains(base, tmp_path, capsys):
     assert "jaxlib" not in line
     report = json.loads(run(capsys, base, b, "--json")[1])
     assert {"field": "package", "name": "jax", "a": ["0.10.2"], "b": ["0.10.3"]} in report["provenance"]
+
+
+def test_provenance_names_another_kind_of_cpu(base, tmp_path, capsys):
+    """Two trees that differ in the CPU they ran on (and so in a result): the diff says so."""
+    other = {
+        "cpu_model": "AMD EPYC 7B13",
+        "cpu_vendor": "AuthenticAMD",
+        "cpu_simd": "sse4_1 sse4_2 avx avx2 fma f16c",
+    }
+    b = write_tree(tmp_path / "b", accuracy=0.75, provenance=other)
+    rc, out, _ = run(capsys, base, b)
+    assert rc == 1
+    line = next(line for line in out.splitlines() if line.startswith("provenance:"))
+    assert 'cpu_model "Intel(R) Xeon(R) Platinum 8488C" → "AMD EPYC 7B13"' in line
+    assert "cpu_simd" in line and "cpu_vendor GenuineIntel → AuthenticAMD" in line
+    assert "config_hash" not in line and "jax" not in line
+    report = json.loads(run(capsys, base, b, "--json")[1])
+    assert {f["field"] for f in report["provenance"]} == {"cpu_model", "cpu_simd", "cpu_vendor"}
 
 
 def test_bad_path_and_revision(base, tmp_path, capsys):

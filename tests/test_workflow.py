@@ -1,6 +1,7 @@
 """The Snakemake workflow: config validation, the DAG of each preset, and the `test` preset end
 to end (figures, tables, stores; byte-identical on rerun; reruns when the model changes)."""
 
+import json
 import os
 import re
 import subprocess
@@ -198,6 +199,14 @@ def test_test_preset_builds_every_figure_and_table(test_preset_run):
     assert ds["state"].dims == ("trial", "step", "y", "x", "channel")
     assert ds.sizes["y"] == 32 and ds.sizes["step"] == 4 * 6 + 1
     assert ds.attrs["provenance"]["experiment"] == "checkerboard_sync"
+    # the kind of CPU, in the store, the checkpoint and provenance.json
+    from morphogen import provenance
+
+    host = provenance.host_info()
+    assert {k: ds.attrs["provenance"][k] for k in host} == host
+    meta = json.loads((res / "checkerboard_sync" / "seed0" / "checkpoint" / "metadata.json").read_text())
+    assert meta["cpu_simd"] == host["cpu_simd"]
+    assert json.loads((res / "provenance.json").read_text())["cpu_model"] == host["cpu_model"]
     assert set(np.unique(ds["state"].values)) <= {0, 1}
     # every rule left a log, the heavy ones a benchmark
     assert (res / "logs" / "train" / "checkerboard_sync" / "seed0.log").stat().st_size > 0

@@ -689,7 +689,20 @@ def compare_images(rel, pa, pb, tol, report, *, keep_all=False) -> str:
 # ---------------------------------------------------------------------------------------------
 # Provenance
 
-TREE_FIELDS = ("xla_flags", "device_kind", "platform", "x64", "morphogen_version", "preset", "git_commit")
+TREE_FIELDS = (
+    "xla_flags",
+    "device_kind",
+    "device_version",
+    "cpu_model",
+    "cpu_simd",
+    "cpu_vendor",
+    "cpu_count",
+    "platform",
+    "x64",
+    "morphogen_version",
+    "preset",
+    "git_commit",
+)
 
 
 def collect_provenance(root: Path) -> list[dict]:

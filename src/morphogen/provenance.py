@@ -52,16 +52,74 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+# CPU features that decide which instructions XLA's CPU code uses (vector width, FMA).
+SIMD_FEATURES = (
+    "sse4_1", "sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512dq", "avx512bw", "avx512vl",
+    "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "asimd", "sve", "sve2",
+)  # fmt: skip
+
+
+def _cpuinfo() -> dict[str, str]:
+    """The first processor's fields of /proc/cpuinfo (empty where there is none)."""
+    out: dict[str, str] = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if not line.strip():
+                if out:
+                    break
+                continue
+            key, _, value = line.partition(":")
+            out.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    return out
+
+
+def host_info() -> dict[str, str]:
+    """The CPU: model, vendor, the SIMD features XLA can target, cores (strings, so that every
+    provenance field compares as text)."""
+    import platform
+
+    info = _cpuinfo()
+    flags = set((info.get("flags") or info.get("Features") or "").split())
+    return {
+        "cpu_model": info.get("model name")
+        or info.get("Model")
+        or platform.processor()
+        or platform.machine(),
+        "cpu_vendor": info.get("vendor_id") or info.get("CPU implementer") or "unknown",
+        "cpu_simd": " ".join(f for f in SIMD_FEATURES if f in flags) or "unknown",
+        "cpu_count": str(os.cpu_count() or 0),
+    }
+
+
+def host_fingerprint() -> str:
+    """A short hash of this machine's architecture and CPU feature flags: the kind of CPU.
+
+    Compiled CPU programs use the host's instruction set, so a compilation cache shared by
+    cluster nodes keeps one folder per kind of CPU.
+    """
+    import platform
+
+    info = _cpuinfo()
+    fields = "".join(f"{k}\t: {info[k]}\n" for k in ("model name", "flags", "Features") if k in info)
+    return hashlib.sha256(f"{platform.machine()}\n{fields}".encode()).hexdigest()[:12]
+
+
 def device_info() -> dict[str, str]:
     import jax
 
     dev = jax.devices()[0]
-    return {
+    out = {
         "platform": dev.platform,
         "device_kind": dev.device_kind,
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "x64": str(jax.config.jax_enable_x64),
+        **host_info(),
     }
+    if dev.platform != "cpu":  # the accelerator's software stack (e.g. the CUDA driver)
+        out["device_version"] = str(getattr(dev.client, "platform_version", "unknown"))
+    return out
 
 
 def record(experiment: str, seed: int, preset: str, cfg) -> dict:

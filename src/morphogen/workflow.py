@@ -7,9 +7,7 @@ when JAX initialises.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import os
-import platform
 import socket
 import sys
 import tempfile
@@ -29,19 +27,11 @@ def configure_jax() -> None:
 
 
 def host_fingerprint() -> str:
-    """A short hash of this machine's architecture and CPU feature flags.
+    """The kind of CPU (see :func:`morphogen.provenance.host_fingerprint`): the compilation
+    cache's folder and the results' provenance name the CPU with the same facts."""
+    from morphogen import provenance
 
-    Compiled CPU programs use the host's instruction set, so a cache shared by cluster nodes
-    keeps one folder per kind of CPU.
-    """
-    flags = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("flags", "Features", "model name")):
-                flags += line + "\n"
-    except OSError:
-        pass
-    return hashlib.sha256(f"{platform.machine()}\n{flags}".encode()).hexdigest()[:12]
+    return provenance.host_fingerprint()
 
 
 def configure_compile_cache(path: str | None) -> str | None:
