@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -76,10 +77,17 @@ def compile_cache_env(folder: Path) -> dict:
     return {"JAX_COMPILATION_CACHE_DIR": str(folder), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
 
 
+# The targets of the `test` preset's end-to-end runs (local and through SLURM).
+TEST_TARGETS = ("figures", "study")
+LOCAL_SECONDS = "local_run_seconds.txt"  # how long the local run took, beside its results
+
+
 def run_test_preset(workdir: Path, env: dict | None = None) -> Path:
     copy_workflow(workdir)
-    proc = snakemake(workdir, "--cores", "2", "figures", "study", "--config", "preset=test", env=env)
+    t0 = time.monotonic()
+    proc = snakemake(workdir, "--cores", "2", *TEST_TARGETS, "--config", "preset=test", env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    (workdir / LOCAL_SECONDS).write_text(f"{time.monotonic() - t0:.1f}\n")
     return workdir
 
 
