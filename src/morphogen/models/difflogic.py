@@ -369,16 +369,11 @@ def relax(params: dict, key: jax.Array, step, cfg: dict) -> dict:
 
 
 def sampled_ops(params: dict, key: jax.Array, cfg: dict) -> dict:
-    """The gate index of every gate in the circuit that :func:`relax` samples with ``key``."""
-    method = cfg.get("relaxation", "softmax")
-    leaves, tree = jax.tree.flatten(params["logits"])
-    keys = jax.random.split(key, len(leaves))
-    out = []
-    for z, k in zip(leaves, keys):
-        if method == "gumbel_st":
-            z = z + float(cfg.get("noise_scale", 1.0)) * jax.random.gumbel(k, z.shape, z.dtype)
-        out.append(jnp.argmax(z, axis=-1))
-    return jax.tree.unflatten(tree, out)
+    """The gate index of every gate in the circuit that :func:`relax` samples with ``key`` (for
+    gumbel_st and hard_st the forward pass's one-hot choices; otherwise the argmax)."""
+    relaxed = relax(params, key, 0, cfg)
+    chosen = relaxed.get("weights", params["logits"])
+    return jax.tree.map(lambda w: jnp.argmax(w, axis=-1), chosen)
 
 
 # --------------------------------------------------------------------------- soft/hard (float)
