@@ -241,41 +241,69 @@ wildcard_constraints:
     seed=r"\d+",
 
 
-# Library sources per stage: editing one reruns the stages that import it (Snakemake does
-# not track the modules a script imports).
-SRC = Path(workflow.basedir) / "src" / "morphogen"
-_CORE = [
-    SRC / "__init__.py",
-    SRC / "rng.py",
-    SRC / "provenance.py",
-    SRC / "updates.py",
-    SRC / "tasks.py",
-    *sorted((SRC / "models").glob("*.py")),
-]
-LIBRARY = {
-    "train": [*_CORE, SRC / "training.py", SRC / "checkpoint.py", SRC / "workflow.py"],
-    "rollout": [
-        *_CORE,
-        SRC / "checkpoint.py",
-        SRC / "evaluation.py",
-        SRC / "store.py",
-        SRC / "workflow.py",
-    ],
-    "damage": [
-        *_CORE,
-        SRC / "checkpoint.py",
-        SRC / "damage.py",
-        SRC / "evaluation.py",
-        SRC / "store.py",
-        SRC / "workflow.py",
-    ],
-    "tables": [SRC / "tables.py", SRC / "store.py", SRC / "checkpoint.py", SRC / "workflow.py"],
-    "figures": [SRC / "plots.py", SRC / "store.py", SRC / "workflow.py"],
-}
+SRC = Path(workflow.basedir) / "src"
 
 
-def library(stage):
-    return [str(p) for p in LIBRARY[stage]]
+def _module_files(name):
+    """The files that ``import <name>`` runs within this checkout's library: the module and the
+    ``__init__.py`` of each package on its way."""
+    parts = name.split(".")
+    files = [SRC.joinpath(*parts[:i], "__init__.py") for i in range(1, len(parts) + 1)]
+    files.append(SRC.joinpath(*parts).with_suffix(".py"))
+    return [f for f in files if f.is_file()]
+
+
+def _library_imports(path):
+    """Names of the morphogen modules that the Python file ``path`` imports (anywhere in it)."""
+    import ast
+
+    names = []
+    package = ".".join(path.relative_to(SRC).parent.parts) if SRC in path.parents else ""
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                up = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*up, *([node.module] if node.module else [])])
+            names += [base] + [f"{base}.{a.name}" for a in node.names]
+    return [n for n in names if n == "morphogen" or n.startswith("morphogen.")]
+
+
+def code_files(script):
+    """A workflow script and every library file it runs, following imports transitively."""
+    todo = [Path(workflow.basedir) / "workflow_scripts" / script]
+    seen = []
+    while todo:
+        f = todo.pop()
+        if f in seen:
+            continue
+        seen.append(f)
+        for name in _library_imports(f):
+            todo += _module_files(name)
+    return [seen[0], *sorted(seen[1:])]
+
+
+def sources(script):
+    """A job's code as an input file: ``results/<preset>/sources/<script>.txt`` lists the sha256
+    of the job's script and of every library module it imports (:func:`code_files`). It is
+    rewritten only when a hash changes, so reruns follow the code's content, not its files'
+    times: a results tree copied into a fresh checkout of the same commit is up to date, an edit
+    of models/difflogic.py reruns every job that imports it, a README edit reruns nothing. (The
+    workflow profile leaves the scripts' times out of Snakemake's rerun triggers.)"""
+    import hashlib
+
+    base = Path(workflow.basedir)
+    text = "".join(
+        f"{hashlib.sha256(f.read_bytes()).hexdigest()}  {f.relative_to(base).as_posix()}\n"
+        for f in code_files(script)
+    )
+    stamp = RESULTS / "sources" / f"{Path(script).stem}.txt"
+    if not stamp.exists() or stamp.read_text() != text:
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(text)
+    return str(stamp)
 
 
 def run_path(name):

@@ -1,7 +1,7 @@
 rule models_table:
     """T1: one row per (experiment, seed, metric); wall times in a table of their own."""
     input:
-        library("tables"),
+        sources("models_table.py"),
         histories=runs("train.csv"),
         checkpoints=runs("checkpoint"),
         rollouts=runs("rollout.zarr"),
@@ -26,7 +26,7 @@ rule models_table:
 rule compare_recovery:
     """Recovery after damage: every error curve (tidy), a summary per model, async vs sync."""
     input:
-        library("tables"),
+        sources("compare_recovery.py"),
         recoveries=runs("recovery.zarr", damage_experiments()),
         # which runs learned their pattern (the means leave out those that did not)
         histories=runs("train.csv", damage_experiments()),

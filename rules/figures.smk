@@ -1,7 +1,7 @@
 rule figure_F1:
     """F1: sync DiffLogic checkerboard: loss curves, rollout frames, the 4x grid."""
     input:
-        library("figures"),
+        sources("figure_F1.py"),
         histories=runs("train.csv", ["checkerboard_sync"]),
         rollouts=runs("rollout.zarr", ["checkerboard_sync"]),
         models=str(RESULTS / "tables" / "models.csv"),
@@ -28,7 +28,7 @@ rule figure_F1:
 rule figure_F2:
     """F2: self-healing: damage and recovery of sync- and async-trained circuits."""
     input:
-        library("figures"),
+        sources("figure_F2.py"),
         recoveries=runs("recovery.zarr", ["checkerboard_sync", "checkerboard_async"]),
         summary=str(RESULTS / "tables" / "recovery_summary.csv"),
         comparison=str(RESULTS / "tables" / "recovery_comparison.csv"),

@@ -6,8 +6,7 @@ rule study_table:
     """The study's tables: one row per run, and per (experiment, method) the share of seeds
     that reached an exact hard rollout, steps to it, the soft/hard gap, gates, time per step."""
     input:
-        library("tables"),
-        SRC / "training.py",
+        sources("study_table.py"),
         histories=runs("train.csv", list(STUDY)),
         checkpoints=runs("checkpoint", list(STUDY)),
         timings=train_timings(list(STUDY)),
@@ -36,7 +35,7 @@ rule figure_S1:
     """S1: the discretization gap: how often each training method gets an exact hard circuit,
     how fast, and the soft/hard gap over training."""
     input:
-        library("figures"),
+        sources("figure_S1.py"),
         histories=runs("train.csv", list(STUDY)),
         runs=rules.study_table.output.runs,
         summary=rules.study_table.output.summary,

@@ -117,3 +117,35 @@ def result_digests(root):
         for p in sorted(root.rglob("*"))
         if p.is_file() and not VOLATILE.search(str(p.relative_to(root)))
     }
+
+
+# What the cross-machine manifests compare: the science of a results tree, not its records of
+# where and when (provenance, which names the commit and the machine; timings; logs; code hashes).
+NOT_SCIENCE = re.compile(
+    r"(^|/)(logs|benchmarks|sources)/|(^|/)provenance\.json$|(^|/)metadata\.json$|\.snakemake_timestamp$"
+    r"|report\.html$|tables/(training_methods_)?timings?\.csv$|\.(png|pdf|gif)$"
+)
+DIGESTS = ROOT / "tests" / "digests"
+
+
+def science_digests(root: Path) -> dict[str, str]:
+    """sha256 of every file of a results tree that holds results: tables, training histories,
+    checkpoint arrays, the numbers beside the figures, and the arrays and array metadata of
+    every store (a store group's own zarr.json holds its provenance: left out)."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        rel = p.relative_to(root).as_posix()
+        if not p.is_file() or NOT_SCIENCE.search(rel):
+            continue
+        if p.name == "zarr.json" and '"node_type": "group"' in p.read_text():
+            continue
+        out[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--record-digests",
+        action="store_true",
+        help="write this CPU kind's manifest of the test preset's result digests (tests/digests/)",
+    )

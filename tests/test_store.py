@@ -54,3 +54,39 @@ def test_same_data_same_bytes(tmp_path):
 def test_missing_store_is_named(tmp_path):
     with pytest.raises(store.StoreError, match="nowhere.zarr"):
         store.read(tmp_path / "nowhere.zarr")
+
+
+def _chunks(group_dir):
+    return sorted(p for p in group_dir.rglob("*") if p.is_file() and "/c/" in p.as_posix())
+
+
+def test_a_missing_chunk_is_an_error_naming_the_store_not_zeros(tmp_path):
+    path = tmp_path / "r.zarr"
+    store.write(_ds(0), path, group="scale1", chunk_dims={"trial": 1})
+    store.write(_ds(1), path, group="scale2", chunk_dims={"trial": 1}, mode="a")
+    chunk = _chunks(path / "scale2")[-1]
+    chunk.unlink()
+    with pytest.raises(store.StoreError, match=r"r\.zarr/scale2 is damaged: missing .*") as err:
+        store.read(path, group="scale2")
+    assert chunk.relative_to(path / "scale2").as_posix() in str(err.value)
+    # the other group is whole and still reads
+    xr.testing.assert_equal(store.read(path, group="scale1"), _ds(0))
+
+
+def test_an_altered_or_extra_file_is_reported(tmp_path):
+    path = tmp_path / "r.zarr"
+    store.write(_ds(), path, group="g", chunk_dims={"trial": 1})
+    first, second = _chunks(path / "g")[:2]
+    first.write_bytes(second.read_bytes())
+    with pytest.raises(store.StoreError, match="altered"):
+        store.read(path, group="g")
+    store.write(_ds(), path, group="g", chunk_dims={"trial": 1})
+    (path / "g" / "state" / "c" / "9").mkdir(parents=True)
+    (path / "g" / "state" / "c" / "9" / "0").write_bytes(b"x")
+    with pytest.raises(store.StoreError, match="unexpected state/c/9/0"):
+        store.read(path, group="g")
+
+
+def test_the_manifest_is_not_a_data_attribute(tmp_path):
+    store.write(_ds(), tmp_path / "r.zarr", group="g")
+    assert store.MANIFEST not in store.read(tmp_path / "r.zarr", group="g").attrs

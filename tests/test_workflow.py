@@ -4,13 +4,27 @@ to end (figures, tables, stores; byte-identical on rerun; reruns when the model 
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import time
+import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT, compile_cache_env, copy_workflow, result_digests, run_test_preset, snakemake
+import yaml
+from conftest import (
+    DIGESTS,
+    ROOT,
+    TEST_TARGETS,
+    compile_cache_env,
+    copy_workflow,
+    result_digests,
+    run_test_preset,
+    science_digests,
+    snakemake,
+)
 
 from morphogen import store
 
@@ -262,19 +276,101 @@ def test_test_preset_builds_the_self_healing_comparison(test_preset_run):
     assert (ds["damage"].sum(("y", "x")).values[:, 1:] > 0).all()
 
 
+def _planned(workdir):
+    proc = snakemake(workdir, "-n", *TEST_TARGETS, "--config", "preset=test", timeout=120)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    out = proc.stdout + proc.stderr
+    if "Nothing to be done" in out:
+        return {}
+    return {
+        m.group(1): int(m.group(2))
+        for m in re.finditer(r"^(\w+)\s+(\d+)$", out, re.M)
+        if m.group(1) != "total"
+    }
+
+
 @pytest.mark.e2e
-def test_nothing_reruns_and_editing_the_model_reruns_training(test_preset_run):
-    proc = snakemake(test_preset_run, "-n", "figures", "--config", "preset=test", timeout=120)
-    assert "Nothing to be done" in proc.stdout + proc.stderr, proc.stdout[-2000:]
-    model = test_preset_run / "src" / "morphogen" / "models" / "difflogic.py"
-    original = model.read_text()
-    try:
-        model.write_text(original + "\n# an edit\n")
-        proc = snakemake(test_preset_run, "-n", "figures", "--config", "preset=test", timeout=120)
-        # every training job (2 experiments x 2 seeds) depends on the model
-        assert re.search(r"^train\s+4$", proc.stdout, re.M), proc.stdout[-3000:]
-    finally:
-        model.write_text(original)
+def test_results_copied_into_a_fresh_checkout_are_up_to_date_and_code_edits_rerun(test_preset_run, tmp_path):
+    """A colleague's finished results in a fresh checkout of the same commit: nothing to redo,
+    whatever the files' times; an edit of the model reruns its training; an edit of a
+    caption reruns nothing."""
+    assert _planned(test_preset_run) == {}
+    fresh = copy_workflow(tmp_path / "fresh")  # no .snakemake: no record of earlier runs
+    shutil.copytree(test_preset_run / "results", fresh / "results")  # keeps modification times
+    assert _planned(fresh) == {}
+    now = time.time()
+    for f in fresh.rglob("*"):
+        if f.is_file() and "results" not in f.relative_to(fresh).parts:
+            os.utime(f, (now, now))  # a fresh checkout: every source newer than every result
+    assert _planned(fresh) == {}
+    caption = fresh / "report" / "models.rst"
+    caption.write_text(caption.read_text() + "\nAn edited caption.\n")
+    assert _planned(fresh) == {}
+    model = fresh / "src" / "morphogen" / "models" / "difflogic.py"
+    model.write_text(model.read_text() + "\n# an edit\n")
+    planned = _planned(fresh)
+    # every training job depends on the model: the figures' 2 experiments x 2 seeds, the study's
+    preset = yaml.safe_load((ROOT / "config" / "presets" / "test.yaml").read_text())["study"]
+    study = len(preset["seeds"]) * sum(len(methods) for methods in preset["experiments"].values())
+    assert planned.get("train") == 4 + study, planned
+
+
+@pytest.mark.e2e
+def test_a_store_missing_a_chunk_fails_the_rule_that_reads_it(test_preset_run, tmp_path):
+    """zarr reads a missing chunk as zeros; the chunk manifest turns it into an error."""
+    work = copy_workflow(tmp_path / "damaged")
+    shutil.copytree(test_preset_run / "results", work / "results")
+    rollout = work / "results" / "test" / "checkerboard_sync" / "seed0" / "rollout.zarr"
+    chunk = sorted((rollout / "scale1" / "state" / "c").rglob("*"))[-1]
+    assert chunk.is_file()
+    chunk.unlink()
+    proc = snakemake(work, "--cores", "1", "figures", "--forcerun", "figure_F1", "--config", "preset=test")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    damaged = rollout.relative_to(work) / "scale1"
+    assert f"store {damaged} is damaged: missing state/c/" in out, out[-3000:]
+    assert not (work / "results" / "test" / "figures" / "F1_checkerboard_sync.png").exists()
+
+
+RECORD = ".venv/bin/python -m pytest tests/test_workflow.py -k manifest_of_this_cpu_kind --record-digests"
+
+
+@pytest.mark.e2e
+def test_results_match_the_manifest_of_this_cpu_kind(test_preset_run, request):
+    """The `test` preset's results against the digests committed for this kind of CPU (XLA
+    compiles for the CPU it runs on, so each kind has its own); a kind not seen before is
+    reported with how far it agrees with the others and the command that records it."""
+    from morphogen import provenance
+
+    kind, info = provenance.host_fingerprint(), provenance.host_info()
+    found = science_digests(test_preset_run / "results")
+    path = DIGESTS / f"test-{kind}.json"
+    if request.config.getoption("--record-digests"):
+        DIGESTS.mkdir(exist_ok=True)
+        record = {"cpu_kind": kind, **{k: info[k] for k in ("cpu_model", "cpu_vendor", "cpu_simd")}}
+        path.write_text(json.dumps({**record, "files": found}, indent=1, sort_keys=True) + "\n")
+        return
+    if not path.exists():
+        others = []
+        for other in sorted(DIGESTS.glob("test-*.json")):
+            o = json.loads(other.read_text())
+            same = sum(found.get(f) == d for f, d in o["files"].items())
+            others.append(f"{o['cpu_model']} ({o['cpu_kind']}): {same} of {len(o['files'])} files equal")
+        warnings.warn(
+            f"no result digests for this kind of CPU ({info['cpu_model']}, {info['cpu_simd']}; kind {kind}); "
+            f"known kinds: {'; '.join(others) or 'none'}. To record it: {RECORD}",
+            stacklevel=1,
+        )
+        return
+    recorded = json.loads(path.read_text())["files"]
+    missing = sorted(set(recorded) - set(found))
+    extra = sorted(set(found) - set(recorded))
+    differ = sorted(f for f in set(recorded) & set(found) if recorded[f] != found[f])
+    assert not (missing or extra or differ), (
+        f"the test preset's results differ from {path.relative_to(ROOT)} ({info['cpu_model']}): "
+        f"{len(differ)} changed {differ[:10]}, {len(missing)} missing {missing[:5]}, {len(extra)} new {extra[:5]}. "
+        f"If the change is intended (this commit changes the science), record it: {RECORD}"
+    )
 
 
 @pytest.mark.e2e
