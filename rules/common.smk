@@ -226,6 +226,8 @@ def study_experiments():
             except ValueError as e:
                 raise WorkflowError(f"config key training_methods.{method} (on experiments.{base}): {e}") from None
             out[name] = exp
+    if not out:
+        raise WorkflowError("config key study.experiments lists no training method for any experiment")
     return out
 
 

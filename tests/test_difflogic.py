@@ -118,6 +118,28 @@ def test_pass_through_circuit_copies_the_centre_cell():
     assert dl.summary(params, cfg)["gates_active"] == 0
 
 
+def test_centre_initialisation_keeps_the_start_state_and_the_reference_drains_it():
+    """The reference's initial circuit (first perception gates wired to their neighbour) shifts
+    the grid towards its zero border until nothing is left; wired to the centre it keeps it."""
+    cfg = PAPER_SYNC["model"]
+    state = jax.random.randint(jax.random.key(1), (2, 16, 16, 8), 0, 2).astype(jnp.float32)
+
+    def after(model, steps=20):
+        params = dl.init(jax.random.key(0), model)
+        step = jax.jit(lambda x: dl.hard_step(params, x, None, model))
+        x = state
+        for _ in range(steps):
+            x = step(x)
+        return np.asarray(x)
+
+    assert after(cfg).sum() == 0
+    kept = after({**cfg, "initial_perception": "centre"})
+    assert 0.3 < kept.mean() < 0.7
+    params = dl.init(jax.random.key(0), {**cfg, "initial_perception": "centre"})
+    assert np.all(np.argmax(params["logits"]["perception"][0], -1) == dl.CENTRE_GATE)
+    assert np.all(np.argmax(params["logits"]["perception"][1], -1) == dl.PASS_THROUGH_GATE)
+
+
 def test_pack_unpack_round_trip():
     x = jax.random.randint(jax.random.key(0), (3, 77), 0, 2).astype(jnp.uint8)
     np.testing.assert_array_equal(np.asarray(dl.unpack_bits(dl.pack_bits(x), 77)), np.asarray(x))

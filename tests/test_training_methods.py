@@ -136,3 +136,23 @@ def test_bad_relaxation_is_named():
         match=r"model.relaxation must be one of softmax, gumbel_st, hard_st, mixed_st, got 'gumble'",
     ):
         dl.validate({**TINY_MODEL, "relaxation": "gumble"})
+
+
+ROUNDED = {**TINY_MODEL, "round_states": True}
+
+
+def test_rounded_states_step_reads_the_binary_state_and_passes_the_gradient_through():
+    soft = STATE * 0.6 + 0.2  # analog values on both sides of 1/2
+    step = jax.jit(lambda p, x: dl.step(p, x, None, ROUNDED))
+    plain = jax.jit(lambda p, x: dl.step(p, x, None, TINY_MODEL))
+    # forward: the step of the rounded state, not of the analog one
+    np.testing.assert_array_equal(np.asarray(step(PARAMS, soft)), np.asarray(plain(PARAMS, jnp.round(soft))))
+    assert not np.allclose(np.asarray(plain(PARAMS, soft)), np.asarray(plain(PARAMS, jnp.round(soft))))
+    # backward: as if unrounded (straight-through), so a rollout's gradient reaches earlier steps
+    g_round = jax.grad(lambda x: jnp.sum(step(PARAMS, x) ** 2))(soft)
+    g_plain = jax.grad(lambda x: jnp.sum(plain(PARAMS, x) ** 2))(jnp.round(soft))
+    np.testing.assert_allclose(np.asarray(g_round), np.asarray(g_plain), rtol=1e-5, atol=1e-6)
+    assert np.abs(np.asarray(g_round)).sum() > 0
+    # the deployed circuit is unchanged: on binary states rounding is the identity
+    hard = dl.harden(PARAMS)
+    np.testing.assert_array_equal(np.asarray(step(hard, STATE)), np.asarray(_hard_step(PARAMS)))

@@ -38,6 +38,17 @@ def _dry(workdir, *args):
     return snakemake(workdir, "-n", "figures", *args, timeout=120)
 
 
+def test_a_study_can_leave_an_experiment_out_but_not_all(workflow_copy):
+    only_sync = "study={experiments: {checkerboard_sync: [softmax, rounded], checkerboard_async: []}}"
+    proc = snakemake(workflow_copy, "-n", "study", "--config", "preset=test", only_sync, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert re.search(r"^train\s+2$", proc.stdout, re.M), proc.stdout[-2000:]
+    none = "study={experiments: {checkerboard_sync: [], checkerboard_async: []}}"
+    proc = snakemake(workflow_copy, "-n", "study", "--config", "preset=test", none, timeout=120)
+    assert proc.returncode != 0
+    assert "config key study.experiments lists no training method" in proc.stdout + proc.stderr
+
+
 def test_bad_preset_is_named_with_the_allowed_values(workflow_copy):
     proc = _dry(workflow_copy, "--config", "preset=huge")
     assert proc.returncode != 0

@@ -34,6 +34,12 @@ Training methods (``model.relaxation``), applied once per training step by :func
   (a fresh draw per gate and training step, the share rising over ``hard_fraction_steps``), else
   its softmax mixture: the mixture must keep working whichever of its gates are made discrete.
 
+Independently of the relaxation, ``round_states`` makes each step read its input state rounded
+to {0, 1} (straight-through: the gradient passes as if unrounded), as the deployed circuit does:
+a relaxed circuit then cannot carry analog values from one step to the next, which is where most
+of softmax's gap comes from; ``initial_perception`` picks what the first perception layer's gates
+start as (wires to their neighbour, the reference, or to the centre cell).
+
 The straight-through methods are straight-through per gate (:func:`straight_through_gate`):
 the forward value is the chosen operation's, exactly; the backward pass uses the relaxation's
 derivatives at the same inputs, towards its weights and towards the gate's inputs, so a chosen
@@ -55,6 +61,7 @@ import jax.numpy as jnp
 import numpy as np
 
 PASS_THROUGH_GATE = 3  # "A": the gate index that starts with a large logit
+CENTRE_GATE = 5  # "B": the first perception layer's wire to the centre cell
 GATE_NAMES = (
     "FALSE", "AND", "A_AND_NOT_B", "A", "NOT_A_AND_B", "B", "XOR", "OR",
     "NOR", "XNOR", "NOT_B", "A_OR_NOT_B", "NOT_A", "NOT_A_OR_B", "NAND", "TRUE",
@@ -188,10 +195,16 @@ def init(key: jax.Array, cfg: dict) -> dict:
     pass_value = float(cfg.get("pass_through_logit", 10.0))
     n_kernels = cfg["perception_kernels"]
 
-    def logits(shape):
+    def logits(shape, gate=PASS_THROUGH_GATE):
         z = np.zeros((*shape, 16), np.float32)
-        z[..., PASS_THROUGH_GATE] = pass_value
+        z[..., gate] = pass_value
         return jnp.asarray(z)
+
+    # The first perception layer's gates read (a neighbour, the centre). As wires to the
+    # neighbour (the reference) the initial circuit shifts the grid towards its zero border
+    # and reaches the all-zero state within 20 steps on 16x16; as wires to the centre
+    # ("centre") it keeps the start state.
+    first = CENTRE_GATE if cfg.get("initial_perception", "neighbour") == "centre" else PASS_THROUGH_GATE
 
     wires: dict[str, list] = {"perception": [], "update": []}
     out: dict[str, list] = {"perception": [], "update": []}
@@ -199,7 +212,7 @@ def init(key: jax.Array, cfg: dict) -> dict:
         k = jax.random.fold_in(k_wire, i)
         a, b = first_kernel_wires(k, n_out) if i == 0 else unique_wires(k, n_in, n_out)
         wires["perception"].append(jnp.stack([jnp.asarray(a), jnp.asarray(b)]))
-        out["perception"].append(logits((n_kernels, n_out)))
+        out["perception"].append(logits((n_kernels, n_out), first if i == 0 else PASS_THROUGH_GATE))
     for i, (n_in, n_out) in enumerate(zip(update[:-1], update[1:])):
         k = jax.random.fold_in(k_wire, 1000 + i)
         a, b = unique_wires(k, n_in, n_out)
@@ -430,6 +443,11 @@ def step(params: dict, state, key, cfg: dict):
     """One synchronous update of every cell: (B, H, W, C) -> (B, H, W, C)."""
     del key  # the circuit is deterministic; async masking lives in morphogen.updates
     b, h, w, c = state.shape
+    if cfg.get("round_states", False):
+        # Read the state rounded to {0, 1}, as the deployed circuit does (straight-through:
+        # the gradient passes as if unrounded): a relaxed circuit cannot carry analog values
+        # from one step to the next.
+        state = state + jax.lax.stop_gradient(jnp.round(state) - state)
     new = circuit(params, patches(state, cfg.get("periodic", False)), c)  # (C, N)
     return new.T.reshape(b, h, w, c)
 
