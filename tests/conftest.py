@@ -79,6 +79,10 @@ def compile_cache_env(folder: Path) -> dict:
 
 # The targets of the `test` preset's end-to-end runs (local and through SLURM).
 TEST_TARGETS = ("figures", "study")
+_TEST_STUDY = yaml.safe_load((ROOT / "config" / "presets" / "test.yaml").read_text())["study"]
+# The (experiment, method) pairs of the `test` preset's study, one run per seed each.
+TEST_STUDY_PAIRS = {(exp, m) for exp, methods in _TEST_STUDY["experiments"].items() for m in methods}
+TEST_STUDY_RUNS = len(TEST_STUDY_PAIRS) * len(_TEST_STUDY["seeds"])
 LOCAL_SECONDS = "local_run_seconds.txt"  # how long the local run took, beside its results
 
 

@@ -13,10 +13,11 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from conftest import (
     DIGESTS,
     ROOT,
+    TEST_STUDY_PAIRS,
+    TEST_STUDY_RUNS,
     TEST_TARGETS,
     compile_cache_env,
     copy_workflow,
@@ -246,12 +247,10 @@ def test_test_preset_builds_the_training_method_study(test_preset_run):
         assert (res / "figures" / f"S1_discretization_gap.{ext}").stat().st_size > 10_000
     summary = pd.read_csv(res / "tables" / "training_methods.csv")
     pairs = set(zip(summary.experiment, summary.method))
-    assert pairs == {("checkerboard_sync", m) for m in ("softmax", "gumbel_st", "hard_st", "mixed_st")} | {
-        ("checkerboard_async", m) for m in ("softmax", "mixed_st")
-    }
+    assert pairs == TEST_STUDY_PAIRS and {"softmax", "rounded", "gumbel_st", "hard_st"} <= set(summary.method)
     assert (summary.seeds == 1).all() and (summary.budget == 12).all()
     runs = pd.read_csv(res / "tables" / "training_methods_runs.csv")
-    assert len(runs) == 6 and (runs.gates_total == 84).all()
+    assert len(runs) == TEST_STUDY_RUNS and (runs.gates_total == 84).all()
     # the hard forward pass of hard_st is the deployed circuit: no gap
     assert (runs[runs.method == "hard_st"].mean_abs_gap < 1e-3).all()
     assert (runs[runs.method == "softmax"].mean_abs_gap > 0.1).all()
@@ -321,9 +320,7 @@ def test_results_copied_into_a_fresh_checkout_are_up_to_date_and_code_edits_reru
     model.write_text(model.read_text() + "\n# an edit\n")
     planned = _planned(fresh)
     # every training job depends on the model: the figures' 2 experiments x 2 seeds, the study's
-    preset = yaml.safe_load((ROOT / "config" / "presets" / "test.yaml").read_text())["study"]
-    study = len(preset["seeds"]) * sum(len(methods) for methods in preset["experiments"].values())
-    assert planned.get("train") == 4 + study, planned
+    assert planned.get("train") == 4 + TEST_STUDY_RUNS, planned
 
 
 @pytest.mark.e2e
