@@ -1,5 +1,6 @@
 # Config loading and validation, and the helpers every rule file uses.
 
+import functools
 import re
 import sys
 from pathlib import Path
@@ -255,8 +256,10 @@ def _module_files(name):
     return [f for f in files if f.is_file()]
 
 
+@functools.cache
 def _library_imports(path):
-    """Names of the morphogen modules that the Python file ``path`` imports (anywhere in it)."""
+    """Names of the morphogen modules that the Python file ``path`` imports (anywhere in it).
+    Cached: every rule's sources() reads the same modules."""
     import ast
 
     names = []
@@ -287,6 +290,13 @@ def code_files(script):
     return [seen[0], *sorted(seen[1:])]
 
 
+@functools.cache
+def _file_hash(path):
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def sources(script):
     """A job's code as an input file: ``results/<preset>/sources/<script>.txt`` lists the sha256
     of the job's script and of every library module it imports (:func:`code_files`). It is
@@ -294,11 +304,9 @@ def sources(script):
     times: a results tree copied into a fresh checkout of the same commit is up to date, an edit
     of models/difflogic.py reruns every job that imports it, a README edit reruns nothing. (The
     workflow profile leaves the scripts' times out of Snakemake's rerun triggers.)"""
-    import hashlib
-
     base = Path(workflow.basedir)
     text = "".join(
-        f"{hashlib.sha256(f.read_bytes()).hexdigest()}  {f.relative_to(base).as_posix()}\n"
+        f"{_file_hash(f)}  {f.relative_to(base).as_posix()}\n"
         for f in code_files(script)
     )
     stamp = RESULTS / "sources" / f"{Path(script).stem}.txt"
