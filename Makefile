@@ -31,7 +31,6 @@ lint: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/difflogic_speed.py
-	$(BIN)/python benchmarks/patterning_speed.py
 
 clean-results:
 	rm -rf results .snakemake
