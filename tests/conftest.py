@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from morphogen.store import is_group
+
 ROOT = Path(__file__).resolve().parents[1]
 
 TINY_MODEL = {
@@ -114,13 +116,25 @@ VOLATILE = re.compile(
 )
 
 
+def _digests(root: Path, skip: re.Pattern, *, groups: bool = True) -> dict[str, str]:
+    """sha256 of every file beneath ``root`` whose relative path ``skip`` does not match (and,
+    with ``groups=False``, that is not a zarr group's own zarr.json)."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        rel = p.relative_to(root).as_posix()
+        if (
+            not p.is_file()
+            or skip.search(rel)
+            or (not groups and p.name == "zarr.json" and is_group(p.parent))
+        ):
+            continue
+        out[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
 def result_digests(root):
     """sha256 of every results file that must be reproducible, by path relative to ``root``."""
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and not VOLATILE.search(str(p.relative_to(root)))
-    }
+    return _digests(Path(root), VOLATILE)
 
 
 # What the cross-machine manifests compare: the science of a results tree, not its records of
@@ -136,15 +150,7 @@ def science_digests(root: Path) -> dict[str, str]:
     """sha256 of every file of a results tree that holds results: tables, training histories,
     checkpoint arrays, the numbers beside the figures, and the arrays and array metadata of
     every store (a store group's own zarr.json holds its provenance: left out)."""
-    out = {}
-    for p in sorted(root.rglob("*")):
-        rel = p.relative_to(root).as_posix()
-        if not p.is_file() or NOT_SCIENCE.search(rel):
-            continue
-        if p.name == "zarr.json" and '"node_type": "group"' in p.read_text():
-            continue
-        out[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
-    return out
+    return _digests(Path(root), NOT_SCIENCE, groups=False)
 
 
 def pytest_addoption(parser):

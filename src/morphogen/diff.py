@@ -585,15 +585,15 @@ def _open_group(path: Path, group: str):
 
 def compare_stores(rel, pa, pb, tol, report, *, keep_all=False):
     """Every group and variable of two zarr stores; attributes other than provenance (and the
-    chunk manifest) too."""
+    chunk manifest, which follows the bytes compared below) too."""
+    from morphogen.store import MANIFEST  # imports zarr and xarray: only when stores are compared
+
     ga, gb = _store_groups(pa), _store_groups(pb)
     for g in sorted(set(ga) ^ set(gb), key=_natural):
         report.add(Item(rel, g or "/", "store", REMOVED if g in ga else ADDED))
     for g in sorted(set(ga) & set(gb), key=_natural):
         da, db = _open_group(pa, g), _open_group(pb, g)
         prefix = f"{g}/" if g else ""
-        from morphogen.store import MANIFEST  # the chunk manifest follows the bytes: compared below
-
         attrs_a = {k: v for k, v in da.attrs.items() if k not in ("provenance", MANIFEST)}
         attrs_b = {k: v for k, v in db.attrs.items() if k not in ("provenance", MANIFEST)}
         same = json.dumps(_jsonable(attrs_a), sort_keys=True) == json.dumps(

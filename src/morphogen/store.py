@@ -57,7 +57,7 @@ def write(ds: xr.Dataset, path: str | Path, *, group: str | None = None, chunk_d
 def _files(root: Path) -> dict[str, str]:
     """sha256 of every file beneath a group's folder but its own zarr.json (which holds the
     manifest), by path relative to it; the folders of subgroups are theirs to record."""
-    subgroups = [p.parent for p in root.glob("*/**/zarr.json") if _is_group(p.parent)]
+    subgroups = [p.parent for p in root.glob("*/**/zarr.json") if is_group(p.parent)]
     out = {}
     for p in sorted(root.rglob("*")):
         if p.is_file() and p != root / "zarr.json" and not any(g in p.parents for g in subgroups):
@@ -65,7 +65,8 @@ def _files(root: Path) -> dict[str, str]:
     return out
 
 
-def _is_group(folder: Path) -> bool:
+def is_group(folder: Path) -> bool:
+    """Whether ``folder`` is a zarr v3 group (its zarr.json says so)."""
     try:
         return json.loads((folder / "zarr.json").read_text()).get("node_type") == "group"
     except (OSError, ValueError):
