@@ -31,6 +31,7 @@ lint: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/difflogic_speed.py
+	$(BIN)/python benchmarks/patterning_speed.py
 
 clean-results:
 	rm -rf results .snakemake

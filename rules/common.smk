@@ -103,7 +103,12 @@ EXPERIMENTS = config["experiments"]
 FIGURE_EXPERIMENTS = {
     "F1_checkerboard_sync": ["checkerboard_sync"],
     "F2_self_healing": ["checkerboard_sync", "checkerboard_async"],
+    "F6_patterning_bp_vs_es": ["patterning_backprop", "patterning_es"],
 }
+
+# Figures that compare training methods on an equal budget of simulated trajectories: the
+# experiments' budgets (steps x batch x population) may differ by at most 5%.
+EQUAL_BUDGET = {"F6_patterning_bp_vs_es": 0.05}
 
 
 def _check_figure_experiments():
@@ -156,8 +161,15 @@ def _check_edges():
     """Values that each pass the schema but do not fit together, before any job."""
     from morphogen import evaluation
 
+    from morphogen import training as _training
+
     for name, exp in EXPERIMENTS.items():
         training = exp["training"]
+        if training.get("regime") == "evolution" and training["elites"] >= training["population"]:
+            raise WorkflowError(
+                f"config key experiments.{name}.training.elites={training['elites']} must be smaller than "
+                f"population={training['population']}"
+            )
         if training.get("loss_steps", 1) > training["rollout_steps"]:
             raise WorkflowError(
                 f"config key experiments.{name}.training.loss_steps={training['loss_steps']} is larger "
@@ -172,6 +184,18 @@ def _check_edges():
                     f"its {grid}x{grid} grid on experiments.{name}"
                 )
     for fig in config["figures"]:
+        if fig in EQUAL_BUDGET:
+            budgets = {
+                e: EXPERIMENTS[e]["training"]["steps"] * _training.simulated_trajectories(EXPERIMENTS[e]["training"])
+                for e in FIGURE_EXPERIMENTS[fig]
+            }
+            if max(budgets.values()) > (1 + EQUAL_BUDGET[fig]) * min(budgets.values()):
+                listed = ", ".join(f"experiments.{e}: {b:,}" for e, b in budgets.items())
+                raise WorkflowError(
+                    f"figure {fig} compares training methods on an equal budget of simulated trajectories "
+                    f"(training.steps x batch x population), but they differ by more than "
+                    f"{EQUAL_BUDGET[fig]:.0%}: {listed}"
+                )
         for exp in FIGURE_EXPERIMENTS[fig]:
             missing = sorted(set(FIGURE_SCALES.get(fig, [])) - set(EXPERIMENTS[exp]["evaluation"]["scales"]))
             if missing:

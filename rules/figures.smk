@@ -83,3 +83,36 @@ rule provenance:
     localrule: True
     run:
         write_provenance(input.checkpoints, output[0], params.preset, log[0])
+
+
+rule figure_F6:
+    """F6: patterning trained by backpropagation and by an evolution strategy, equal budgets."""
+    input:
+        sources("figure_F6.py"),
+        histories=runs("train.csv", FIGURE_EXPERIMENTS["F6_patterning_bp_vs_es"]),
+        rollouts=runs("rollout.zarr", FIGURE_EXPERIMENTS["F6_patterning_bp_vs_es"]),
+        models=str(RESULTS / "tables" / "models.csv"),
+    output:
+        png=report(
+            str(RESULTS / "figures" / "F6_patterning_bp_vs_es.png"),
+            caption="../report/F6_patterning_bp_vs_es.rst",
+            category="F6 patterning",
+            labels={"figure": "F6", "kind": "static", "model": "backprop vs evolution strategy"},
+        ),
+        pdf=str(RESULTS / "figures" / "F6_patterning_bp_vs_es.pdf"),
+        gif=report(
+            str(RESULTS / "figures" / "F6_patterning_regulation.gif"),
+            caption="../report/F6_patterning_bp_vs_es.rst",
+            category="F6 patterning",
+            labels={"figure": "F6", "kind": "animation", "model": "f over training"},
+        ),
+        numbers=str(RESULTS / "figures" / "F6_patterning_bp_vs_es.numbers.rst"),
+    params:
+        # read by the report caption when the report is built (see report_numbers)
+        numbers=report_numbers,
+    log:
+        str(RESULTS / "logs" / "figures" / "F6_patterning_bp_vs_es.log"),
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../workflow_scripts/figure_F6.py"

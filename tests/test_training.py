@@ -36,7 +36,14 @@ def test_a_few_training_steps_reduce_the_loss(tiny_experiment, tmp_path):
 
 def test_history_has_soft_hard_loss_and_accuracy(tiny_experiment, tmp_path):
     r = _train(tiny_experiment, tmp_path)
-    assert set(r["history"]) == {"soft_loss", "hard_loss", "hard_accuracy", "gap", "skipped_update"}
+    assert set(r["history"]) == {
+        "soft_loss",
+        "hard_loss",
+        "hard_accuracy",
+        "gap",
+        "grad_norm",
+        "skipped_update",
+    }
     acc = r["history"]["hard_accuracy"]
     assert np.all((acc >= 0) & (acc <= 1))
     # The hard loss counts wrong cells of channel 0: batch * cells * (1 - accuracy).
@@ -55,7 +62,7 @@ def test_same_seed_same_result_other_seed_other_result(tiny_experiment, tmp_path
 def test_divergence_stops_with_the_step_and_loss_history(tiny_experiment, tmp_path):
     cfg = tiny_experiment
     cfg["training"]["optimizer"]["lr"] = float("inf")
-    with pytest.raises(training.TrainingDiverged, match=r"at step \d+; the previous losses were"):
+    with pytest.raises(training.TrainingDiverged, match=r"at step \d+; the previous values were"):
         _train(cfg, tmp_path)
 
 

@@ -1,4 +1,4 @@
-"""Rule `rollout`: hard-mode rollouts of a trained model on 1x, 2x, 4x grids to rollout.zarr."""
+"""Rule `rollout`: evaluation rollouts of a trained model (1x, 2x, 4x grids) to rollout.zarr."""
 
 import sys
 
@@ -8,21 +8,22 @@ from morphogen.workflow import start, trained_run  # noqa: E402
 
 start(snakemake)  # noqa: F821
 
-from morphogen import evaluation, store  # noqa: E402
+from morphogen import evaluation, store, training  # noqa: E402
 
 sm = snakemake  # noqa: F821
 exp_cfg = sm.params.experiment
 seed = int(sm.wildcards.seed)
 exp, params, prov = trained_run(sm)
-model = exp.family.summary(params, exp.model_cfg)
-for i, scale in enumerate(exp_cfg["evaluation"]["scales"]):
-    ds = evaluation.rollout_dataset(exp, params, exp_cfg, seed, scale)
-    ds.attrs.update(provenance=prov, model=model)
-    final = ds["accuracy"].isel(step=-1).values
-    print(
-        f"scale {scale}: grid {ds.sizes['y']}x{ds.sizes['x']}, {ds.sizes['step'] - 1} steps, "
-        f"final accuracy mean {final.mean():.4f}, perfect trials {(final >= 1).mean():.2%}"
-    )
+runs = [(f"scale{scale}", params, scale, "") for scale in exp_cfg["evaluation"]["scales"]]
+if exp_cfg["evaluation"].get("initial_params", False):
+    # the same evaluation of the untrained model: the baseline a trained one is read against
+    runs.append(("initial", training.init_params(exp, seed), 1, "initial"))
+for i, (group, run_params, scale, label) in enumerate(runs):
+    ds = evaluation.rollout_dataset(exp, run_params, exp_cfg, seed, scale, label=label)
+    ds.attrs.update(provenance=prov, model=exp.family.summary(run_params, exp.model_cfg))
+    print(f"{group}: {evaluation.describe(ds)}")
+    # a chunk per trial, or per as many trials as make 64 KiB of states (small states)
+    per_chunk = max(1, (1 << 16) // (ds["state"].nbytes // ds.sizes["trial"]))
     store.write(
-        ds, sm.output.store, group=f"scale{scale}", chunk_dims={"trial": 1}, mode="w" if i == 0 else "a"
+        ds, sm.output.store, group=group, chunk_dims={"trial": per_chunk}, mode="w" if i == 0 else "a"
     )

@@ -22,10 +22,12 @@ result = training.train(
     preset=sm.params.preset,
     progress_dir=sm.params.progress,
 )
-history = pd.DataFrame({"step": range(1, len(result["history"]["soft_loss"]) + 1), **result["history"]})
+steps = len(next(iter(result["history"].values())))
+history = pd.DataFrame({"step": range(1, steps + 1), **result["history"]})
 history.to_csv(sm.output.history, index=False, float_format="%.8g", lineterminator="\n")
-params = training.final_params(result["state"], result["static"])
-checkpoint.save(sm.output.checkpoint, {"train_state": result["state"], "params": params}, result["metadata"])
+checkpoint.save(
+    sm.output.checkpoint, {"train_state": result["state"], "params": result["params"]}, result["metadata"]
+)
 training.clear_progress(sm.params.progress, result["metadata"]["config_hash"])
 with open(sm.output.timing, "w") as f:
     json.dump(result["timing"], f, indent=2, sort_keys=True)

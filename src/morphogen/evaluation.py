@@ -16,54 +16,68 @@ import xarray as xr
 from morphogen import damage, rng, tasks, training, updates
 
 
-def rollout_dataset(exp: training.Experiment, params, exp_cfg: dict, seed: int, scale: int) -> xr.Dataset:
-    """Trajectories (trial, step, y, x, channel) on the ``scale``x evaluation grid
-    (:func:`evaluation_grid`: ``scale`` times the training grid, matched to its border).
+def rollout_dataset(
+    exp: training.Experiment, params, exp_cfg: dict, seed: int, scale: int, *, label: str = ""
+) -> xr.Dataset:
+    """Trajectories ``state(trial, step, ...)`` on the ``scale``x evaluation grid
+    (:func:`evaluation_grid`: ``scale`` times the training grid, matched to its border), with
+    the task's scores of every step (:attr:`tasks.Task.scores`).
 
-    Runs ``scale`` times the training rollout length; step 0 is the start state. Also holds
-    ``accuracy(trial, step)``: the fraction of cells whose channel 0 matches the target, and
-    ``phase_accuracy(trial, step)``: the same against the best-matching phase of the pattern
-    (a pattern drawn right but shifted scores 1 there and about 0.5 or less in ``accuracy``).
+    Runs ``scale`` times the training rollout length; step 0 is the start state, and every
+    ``evaluation.frame_every``-th step is stored (default 1: all). For the checkerboard the
+    scores are ``accuracy(trial, step)``: the fraction of cells whose channel 0 matches the
+    target, and ``phase_accuracy(trial, step)``: the same against the best-matching phase of the
+    pattern (a pattern drawn right but shifted scores 1 there and about 0.5 or less in
+    ``accuracy``). A family's curves of the trained model (e.g. a learned function) are added.
+    ``label`` names a second evaluation of the same run (e.g. its initial params) whose start
+    states are drawn from a stream of their own.
     """
     n_trials = int(exp_cfg["evaluation"]["trials"])
     n_steps = int(exp_cfg["training"]["rollout_steps"]) * scale
+    stride = int(exp_cfg["evaluation"].get("frame_every", 1))
     grid = evaluation_grid(exp_cfg, scale)
-    task = tasks.make(exp_cfg["task"], channels=exp.model_cfg["channels"], grid=grid)
+    task = tasks.make(exp_cfg["task"], channels=exp.family.channels(exp.model_cfg), grid=grid)
     hard = exp.hard_step is not None
     step = exp.hard_step if hard else exp.step
     run_params = exp.family.harden(params) if hard else params
     key = jax.random.fold_in(rng.stream(seed, "rollout"), scale)
+    if label:
+        key = jax.random.fold_in(key, _name_id(label))
     x0 = task.initial_states(jax.random.fold_in(key, 0), n_trials)
+    frames = np.arange(0, n_steps + 1, stride)
 
     # Params and key are arguments, not constants, so that every seed compiles to one program
     # (shared through the persistent compilation cache).
     @jax.jit
     def run(params, key, x0):
         _, traj = updates.rollout(step, params, x0, key, exp.model_cfg, n_steps, trajectory=True)
-        traj = jnp.concatenate([x0[None], traj])  # (step, trial, H, W, C)
-        acc = jax.vmap(task.accuracy)(traj)  # (step, trial)
-        phase_acc = jax.vmap(task.phase_accuracy)(traj)
-        return jnp.swapaxes(traj, 0, 1), acc.T, phase_acc.T
+        traj = jnp.concatenate([x0[None], traj])  # (step, trial, ...)
+        return jnp.swapaxes(traj[frames], 0, 1), task.scores(traj)
 
-    traj, acc, phase_acc = jax.device_get(run(run_params, jax.random.fold_in(key, 1), x0))
+    traj, scores = jax.device_get(run(run_params, jax.random.fold_in(key, 1), x0))
     dtype = np.uint8 if hard else np.float32
-    ds = xr.Dataset(
-        {
-            "state": (("trial", "step", "y", "x", "channel"), np.asarray(traj).astype(dtype)),
-            "accuracy": (("trial", "step"), np.asarray(acc, np.float32)),
-            "phase_accuracy": (("trial", "step"), np.asarray(phase_acc, np.float32)),
-            "target": (("y", "x"), task.target.astype(np.float32)),
-        },
-        coords={
-            "trial": np.arange(n_trials),
-            "step": np.arange(n_steps + 1),
-            "y": np.arange(task.target.shape[0]),
-            "x": np.arange(task.target.shape[1]),
-            "channel": np.arange(traj.shape[-1]),
-        },
-        attrs={"scale": scale, "grid": grid, "mode": "hard" if hard else "soft"},
-    )
-    return ds
+    dims = ("trial", "frame_step" if stride > 1 else "step", *task.state_dims)
+    data = {"state": (dims, np.asarray(traj).astype(dtype))}
+    for name, values in scores.items():
+        values = np.asarray(values)
+        data[name] = (
+            task.score_dims[name],
+            values.astype(np.float32 if values.dtype.kind == "f" else np.int32),
+        )
+    coords = {"trial": np.arange(n_trials), "step": np.arange(n_steps + 1)}
+    if stride > 1:
+        coords["frame_step"] = frames
+    coords.update({d: np.arange(n) for d, n in zip(task.state_dims, traj.shape[2:])})
+    if task.target is not None:
+        data["target"] = (("y", "x"), task.target.astype(np.float32))
+    if exp.family.curves is not None:
+        for name, (curve_dims, values, curve_coords) in exp.family.curves(params, exp.model_cfg).items():
+            data[name] = (curve_dims, values)
+            coords.update(curve_coords)
+    attrs = {"scale": scale, "mode": "hard" if hard else "soft", **({"grid": grid} if grid else {})}
+    if label:
+        attrs["params"] = label
+    return xr.Dataset(data, coords=coords, attrs=attrs)
 
 
 def matched_grid(task_cfg: dict, grid: int) -> int:
@@ -78,9 +92,12 @@ def matched_grid(task_cfg: dict, grid: int) -> int:
     return grid
 
 
-def evaluation_grid(exp_cfg: dict, scale: int) -> int:
+def evaluation_grid(exp_cfg: dict, scale: int) -> int | None:
     """The side of the ``scale``x evaluation grid: ``scale`` x the training grid, matched to the
-    training grid's border (:func:`matched_grid`) unless ``evaluation.match_border`` is false."""
+    training grid's border (:func:`matched_grid`) unless ``evaluation.match_border`` is false;
+    None for a task without a grid."""
+    if "size" not in exp_cfg["task"]:  # not a grid task
+        return None
     grid = int(exp_cfg["task"]["size"]) * scale
     if exp_cfg["evaluation"].get("match_border", True):
         grid = matched_grid(exp_cfg["task"], grid)
@@ -119,7 +136,7 @@ def recovery_dataset(
     """
     size = int(exp_cfg["task"]["size"])
     grid = protocol_grid(exp_cfg["task"], protocol)
-    task = tasks.make({**exp_cfg["task"], "size": grid}, channels=exp.model_cfg["channels"])
+    task = tasks.make({**exp_cfg["task"], "size": grid}, channels=exp.family.channels(exp.model_cfg))
     h, w = task.target.shape
     n_trials = int(protocol["trials"])
     # By default the pattern gets as many steps to form as training gave it, scaled with the grid.
@@ -207,3 +224,19 @@ def _default_frames(n_steps: int) -> list[int]:
 def _name_id(name: str) -> int:
     """A stable small integer for a protocol name (its key stream)."""
     return zlib.crc32(name.encode()) & 0x7FFFFFFF
+
+
+def describe(ds: xr.Dataset) -> str:
+    """One line on an evaluation rollout's final step, for the log."""
+    steps = ds.sizes["step"] - 1
+    if "accuracy" in ds:
+        final = ds["accuracy"].isel(step=-1).values
+        return (
+            f"grid {ds.sizes['y']}x{ds.sizes['x']}, {steps} steps, final accuracy mean {final.mean():.4f}, "
+            f"perfect trials {(final >= 1).mean():.2%}"
+        )
+    last = ds.isel(step=-1)
+    return ", ".join(
+        [f"{ds.sizes['trial']} trials, {steps} steps"]
+        + [f"{k} {float(last[k]):.4f}" for k in ds.data_vars if last[k].ndim == 0]
+    )

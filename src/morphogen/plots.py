@@ -86,3 +86,10 @@ def save_gif(frames, path: str | Path, *, fps: int = 12, upscale: int = 4, damag
         rgb[hit] = (0.6 * rgb[hit] + 0.4 * np.array([213, 94, 0])).astype(np.uint8)
     rgb = rgb.repeat(upscale, axis=1).repeat(upscale, axis=2)
     iio.imwrite(path, rgb, extension=".gif", duration=1000 / fps, loop=0)
+
+
+def save_frames_gif(frames, path: str | Path, *, fps: int = 8) -> None:
+    """Animate rendered RGB frames (T, H, W, 3) uint8 (e.g. a curve drawn per training step)."""
+    import imageio.v3 as iio
+
+    iio.imwrite(path, np.asarray(frames, np.uint8), extension=".gif", duration=1000 / fps, loop=0)

@@ -29,6 +29,8 @@ def training_rows(history_csv: str | Path, experiment: str, seed: int) -> list[d
         rows.append(
             {"metric": "first_perfect_step", "value": int(h["step"].iloc[hit[0]]) if len(hit) else -1}
         )
+    if "grad_norm" in h:  # gradient training: the share of steps whose gradient was exactly 0
+        rows.append({"metric": "zero_gradient_fraction", "value": float((h["grad_norm"] == 0).mean())})
     if "attempt" in h:  # restarted runs: how many initialisations it took
         rows.append({"metric": "attempts", "value": int(last["attempt"]) + 1})
     return [{"experiment": experiment, "seed": seed, **r} for r in rows]
@@ -40,6 +42,19 @@ def rollout_rows(path: str | Path, experiment: str, seed: int) -> list[dict]:
     model = None
     for group in store.groups(path):
         ds = store.read(path, group=group)
+        if "utility" in ds:  # a pattern distribution over held-out replicates (patterning)
+            suffix = "" if group.startswith("scale") else f"_{group}"
+            last = ds.isel(step=-1)
+            rows.append({"metric": f"heldout_utility{suffix}", "value": float(last["utility"])})
+            rows.append(
+                {"metric": f"heldout_distinct_patterns{suffix}", "value": int(last["distinct_patterns"])}
+            )
+            rows.append({"metric": f"heldout_s_pat{suffix}", "value": float(last["s_pat"])})
+            rows.append({"metric": f"heldout_s_rep{suffix}", "value": float(last["s_rep"])})
+            if not suffix:
+                rows.append({"metric": "heldout_replicates", "value": int(ds.sizes["trial"])})
+                model = ds.attrs.get("model", model)
+            continue
         model = ds.attrs.get("model", model)
         scale = int(ds.attrs["scale"])
         name = "train" if scale == 1 else f"{scale}x"
@@ -62,10 +77,18 @@ def run_id(path: str | Path) -> tuple[str, int]:
     return p.parent.parent.name, int(p.parent.name.removeprefix("seed"))
 
 
-def models_table(histories, rollouts, recoveries=()) -> pd.DataFrame:
+def models_table(histories, rollouts, recoveries=(), timings=()) -> pd.DataFrame:
     rows = []
     for h in histories:
         rows += training_rows(h, *run_id(h))
+    for t in timings:  # the training budget: trajectories simulated
+        p = Path(t)
+        n = json.loads(p.read_text()).get("simulated_trajectories")
+        if n is not None:
+            seed = int(p.stem.removeprefix("seed"))
+            rows.append(
+                {"experiment": p.parent.name, "seed": seed, "metric": "simulated_trajectories", "value": n}
+            )
     for r in rollouts:
         rows += rollout_rows(r, *run_id(r))
     if recoveries:

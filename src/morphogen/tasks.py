@@ -1,7 +1,9 @@
 """Targets and start states of the tasks.
 
-Shapes: states and targets are ``(batch, height, width, channels)``; a target covers the
-channels its loss reads (channel 0 for the checkerboard).
+Shapes: grid tasks (the checkerboard) have states ``(batch, height, width, channels)`` and a
+target covering the channels their loss reads (channel 0); line tasks (patterning) have states
+``(batch, cells)`` and no target: their loss scores the batch as a whole (a distribution of
+patterns over replicates).
 """
 
 from __future__ import annotations
@@ -61,12 +63,23 @@ class Task(NamedTuple):
     """A task: how start states are drawn, what the target is, how a final state is scored."""
 
     name: str
-    target: np.ndarray  # (H, W) for channel-0 tasks
-    initial_states: Callable  # (key, batch) -> (batch, H, W, C)
-    loss: Callable  # final (batch, H, W, C) -> scalar
-    accuracy: Callable  # final -> (batch,)
+    target: np.ndarray | None  # (H, W) for channel-0 tasks; None for tasks without one
+    initial_states: Callable  # (key, batch) -> (batch, *state shape)
+    loss: Callable  # final (batch, ...) -> scalar, what gradient training descends
+    accuracy: Callable | None = None  # final -> (batch,)
     # final -> (batch,): accuracy against the best of the pattern's phases (translates)
-    phase_accuracy: Callable
+    phase_accuracy: Callable | None = None
+    # final -> {name: scalar}: numbers logged per training step beside the loss
+    metrics: Callable | None = None
+    metric_names: tuple[str, ...] = ()
+    # final -> scalar, higher is better: what an evolution strategy selects on (default -loss)
+    fitness: Callable | None = None
+    # names of a state's axes after (batch,): what a trajectory store calls them
+    state_dims: tuple[str, ...] = ("y", "x", "channel")
+    # trajectory (step, trial, ...) -> {name: array}: what an evaluation rollout records, with
+    # the names of each array's axes in score_dims
+    scores: Callable | None = None
+    score_dims: dict | None = None
 
 
 def make(tcfg: dict, *, channels: int, scale: int = 1, grid: int | None = None) -> Task:
@@ -86,5 +99,107 @@ def make(tcfg: dict, *, channels: int, scale: int = 1, grid: int | None = None) 
             loss=lambda final: channel0_sq_error(final, t),
             accuracy=lambda final: channel0_accuracy(final, t),
             phase_accuracy=lambda final: best_phase_accuracy(final, phases),
+            scores=lambda traj: {
+                "accuracy": jax.vmap(lambda x: channel0_accuracy(x, t))(traj).T,
+                "phase_accuracy": jax.vmap(lambda x: best_phase_accuracy(x, phases))(traj).T,
+            },
+            score_dims={"accuracy": ("trial", "step"), "phase_accuracy": ("trial", "step")},
         )
-    raise ValueError(f"unknown task {name!r}; known: checkerboard")
+    if name == "patterning":
+        lo, hi = (float(v) for v in tcfg.get("initial", [0.4, 0.6]))
+        temperature, bandwidth = float(tcfg["fate_temperature"]), float(tcfg["bandwidth"])
+        cells = int(channels)
+        # `score: interior` leaves the two end cells out of the utility: with clamped ends
+        # (model.boundary: fixed) they are boundary conditions, not fates the cells decide.
+        scored = slice(1, cells - 1) if tcfg.get("score", "all") == "interior" else slice(None)
+
+        def metrics(final):
+            u, s_pat, s_rep = hard_utility(hard_fates(final[:, scored]))
+            return {"utility": u, "s_pat": s_pat, "s_rep": s_rep}
+
+        return Task(
+            name=name,
+            target=None,
+            initial_states=lambda key, batch: jax.random.uniform(key, (batch, cells), minval=lo, maxval=hi),
+            loss=lambda final: -soft_utility(soft_fates(final[:, scored], temperature), bandwidth)[0],
+            metrics=metrics,
+            metric_names=("utility", "s_pat", "s_rep"),
+            fitness=lambda final: hard_utility(hard_fates(final[:, scored]))[0],
+            state_dims=("cell",),
+            scores=lambda traj: pattern_scores(traj[..., scored]),
+            score_dims={k: ("step",) for k in ("utility", "s_pat", "s_rep", "distinct_patterns")},
+        )
+    raise ValueError(f"unknown task {name!r}; known: checkerboard, patterning")
+
+
+# --------------------------------------------------------------------------- patterning utility
+#
+# The utility of seed 001 (in bits) of R replicate patterns of N cell fates: a line of cells
+# should split into two fates in equal numbers (pattern entropy S_pat, up to 1 bit) and do it the
+# same way in every replicate (reproducibility entropy S_rep, 0 when every replicate draws one
+# pattern): U = S_pat - S_rep.
+
+
+def _p_log2_p(p):
+    """p log2 p, 0 at p = 0 (and a finite gradient there)."""
+    safe = jnp.where(p > 0, p, 1.0)
+    return jnp.where(p > 0, p * jnp.log2(safe), 0.0)
+
+
+def binary_entropy(p):
+    """H2(p) in bits, exactly 0 at p = 0 and p = 1."""
+    return 0.0 - (_p_log2_p(p) + _p_log2_p(1 - p))
+
+
+def hard_fates(states):
+    """A cell's fate: 1 where its state is at least 0.5."""
+    return (states >= 0.5).astype(jnp.float32)
+
+
+def soft_fates(states, temperature: float):
+    """Differentiable fates: sigmoid(T (s - 0.5))."""
+    return jax.nn.sigmoid(temperature * (states - 0.5))
+
+
+def pattern_counts(fates):
+    """(R, N) binary fates -> (2**N,) number of replicates showing each pattern (sum z_i 2^i)."""
+    n = fates.shape[-1]
+    codes = jnp.sum(fates.astype(jnp.int32) << jnp.arange(n, dtype=jnp.int32), axis=-1)
+    return jnp.bincount(codes, length=2**n)
+
+
+def hard_utility(fates):
+    """(U, S_pat, S_rep) of (R, N) binary fates: S_pat = H2(mean fate); S_rep = the entropy of
+    the replicates' empirical pattern distribution / N. Not differentiable."""
+    r, n = fates.shape
+    s_pat = binary_entropy(jnp.mean(fates))
+    p = pattern_counts(fates) / r
+    h = 0.0 - jnp.sum(_p_log2_p(p))
+    s_rep = h / n
+    return s_pat - s_rep, s_pat, s_rep
+
+
+def soft_utility(fates, bandwidth: float):
+    """(U, S_pat, S_rep) of (R, N) fates in [0, 1], differentiable: S_rep from a kernel density
+    estimate of the pattern distribution at each replicate, p_i = mean_j exp(-|z_i - z_j|^2 /
+    2h^2) (self-term included), H = -mean_i log2 p_i. On binary patterns with h well below 1
+    the kernel is 1 between equal patterns and 0 between others, so it equals hard_utility."""
+    n = fates.shape[-1]
+    s_pat = binary_entropy(jnp.mean(fates))
+    d2 = jnp.sum(jnp.square(fates[:, None, :] - fates[None, :, :]), axis=-1)
+    p = jnp.mean(jnp.exp(-d2 / (2.0 * bandwidth**2)), axis=1)
+    s_rep = -jnp.mean(jnp.log2(jnp.clip(p, 1e-10, 1.0))) / n
+    return s_pat - s_rep, s_pat, s_rep
+
+
+def pattern_scores(traj) -> dict:
+    """Per step of a (step, trial, cells) trajectory, over its trials: the hard utility, S_pat,
+    S_rep and the number of distinct fate patterns."""
+
+    def one(states):
+        fates = hard_fates(states)
+        u, s_pat, s_rep = hard_utility(fates)
+        return u, s_pat, s_rep, jnp.sum(pattern_counts(fates) > 0)
+
+    u, s_pat, s_rep, distinct = jax.vmap(one)(traj)
+    return {"utility": u, "s_pat": s_pat, "s_rep": s_rep, "distinct_patterns": distinct}

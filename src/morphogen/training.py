@@ -66,7 +66,8 @@ def merge_params(trainable, static):
 
 
 def make_optimizer(ocfg: dict, total_steps: int) -> optax.GradientTransformation:
-    """clip (element-wise value) + AdamW, with a constant or cosine learning rate."""
+    """clip (element-wise value) and/or clip_norm (global norm) + AdamW, with a constant or
+    cosine learning rate."""
     lr = ocfg["lr"]
     schedule = ocfg.get("schedule", "constant")
     if schedule == "constant":
@@ -85,6 +86,8 @@ def make_optimizer(ocfg: dict, total_steps: int) -> optax.GradientTransformation
     parts = []
     if ocfg.get("clip") is not None:
         parts.append(optax.clip(float(ocfg["clip"])))
+    if ocfg.get("clip_norm") is not None:
+        parts.append(optax.clip_by_global_norm(float(ocfg["clip_norm"])))
     parts.append(optax.adamw(lr_fn, b1=ocfg["b1"], b2=ocfg["b2"], weight_decay=ocfg["weight_decay"]))
     return optax.chain(*parts)
 
@@ -106,7 +109,7 @@ def build(exp_cfg: dict) -> Experiment:
     family = models.get(exp_cfg["family"])
     mcfg = exp_cfg["model"]
     family.validate(mcfg)
-    task = tasks.make(exp_cfg["task"], channels=mcfg["channels"])
+    task = tasks.make(exp_cfg["task"], channels=family.channels(mcfg))
     ucfg = exp_cfg.get("update", {"mode": "sync"})
     mode, fire_rate = ucfg["mode"], ucfg.get("fire_rate", 1.0)
     step = updates.wrap(family.step, mode, fire_rate)
@@ -149,10 +152,12 @@ def make_train_step(exp: Experiment, static, tcfg: dict, optimizer) -> Callable:
     def jitted_step(state: TrainState, static, key):
         k_x, k_roll = jax.random.split(key)
         x0 = task.initial_states(k_x, batch)
-        (loss, _), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        (loss, final), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             state.params, static, x0, k_roll, jax.random.fold_in(key, RELAX_STREAM), state.step
         )
-        metrics = {"soft_loss": loss}
+        metrics = {"soft_loss": loss, "grad_norm": optax.tree.norm(grads)}
+        if task.metrics is not None:
+            metrics.update(task.metrics(final))
         if exp.hard_step is not None:
             # The deployed (hard) circuit on the same start states and async masks: its loss
             # and accuracy at the end of the rollout, and the gap between the loss it would
@@ -172,6 +177,8 @@ def make_train_step(exp: Experiment, static, tcfg: dict, optimizer) -> Callable:
             lambda new, old: jnp.where(finite, new, old), (params, opt_state), (state.params, state.opt_state)
         )
         metrics["skipped_update"] = 1.0 - finite.astype(jnp.float32)
+        if exp.family.probe is not None:
+            metrics.update(exp.family.probe(merge_params(params, static), mcfg))
         return TrainState(params, opt_state, state.step + 1), metrics
 
     bound = jax.tree.map(jnp.asarray, static)
@@ -181,6 +188,97 @@ def make_train_step(exp: Experiment, static, tcfg: dict, optimizer) -> Callable:
         return jitted_step(state, bound if static is None else jax.tree.map(jnp.asarray, static), key)
 
     return train_step
+
+
+# --------------------------------------------------------------------------- evolution regime
+#
+# `training.regime: evolution`: an elitist evolution strategy (as seed 001's source ran it). The
+# TrainState's params are the population (every leaf with a leading axis of `population`),
+# sorted best first after each generation; its opt_state holds the fitness of the last
+# evaluation. One generation: every individual rolls out the same `batch` start states with the
+# same noise (common random numbers, drawn afresh each generation, so the elites are scored
+# again on new replicates), is scored by the task's fitness, the `elites` best are kept
+# unchanged and every other slot becomes a random elite plus Gaussian noise of std `mutation`.
+# A dozen lines of JAX: a library (evosax) would add flax and its own random streams for this.
+
+
+def population_size(tcfg: dict) -> int:
+    return int(tcfg["population"]) if tcfg.get("regime", "gradient") == "evolution" else 1
+
+
+def simulated_trajectories(tcfg: dict) -> int:
+    """Trajectories one training step simulates: `batch` rollouts per individual evaluated (a
+    gradient step's backward pass reuses its forward rollouts and is not counted)."""
+    return int(tcfg["batch"]) * population_size(tcfg)
+
+
+def init_population(exp: Experiment, seed: int, tcfg: dict):
+    """(population, static): individual 0 is the run's ordinary initial params, individual i the
+    params drawn with the init key folded with i."""
+    params = init_params(exp, seed)
+    trainable, static = split_params(params)
+    key = rng.stream(seed, "init")
+    members = [trainable] + [
+        split_params(exp.family.init(jax.random.fold_in(key, 10_000 + i), exp.model_cfg))[0]
+        for i in range(1, int(tcfg["population"]))
+    ]
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *members), static
+
+
+def make_evolution_step(exp: Experiment, static, tcfg: dict) -> Callable:
+    """``train_step(state, key[, static]) -> (state, metrics)`` of the evolution regime (jitted)."""
+    n_pop, n_elite = int(tcfg["population"]), int(tcfg["elites"])
+    sigma = float(tcfg["mutation"])
+    batch, n_steps = tcfg["batch"], tcfg["rollout_steps"]
+    task, mcfg = exp.task, exp.model_cfg
+    fitness = task.fitness or (lambda final: -task.loss(final))
+
+    @jax.jit
+    def jitted_step(state: TrainState, static, key):
+        k_x, k_roll, k_parent, k_mutate = jax.random.split(key, 4)
+        x0 = task.initial_states(k_x, batch)
+
+        def score(trainable):
+            final = updates.rollout(exp.step, merge_params(trainable, static), x0, k_roll, mcfg, n_steps)
+            return fitness(final), (task.metrics(final) if task.metrics is not None else {})
+
+        fit, per_member = jax.vmap(score)(state.params)
+        order = jnp.argsort(-fit, stable=True)
+        ranked = jax.tree.map(lambda x: x[order], state.params)
+        parents = jax.random.randint(k_parent, (n_pop - n_elite,), 0, n_elite)
+        leaves, tree = jax.tree.flatten(ranked)
+        keys = jax.random.split(k_mutate, len(leaves))
+        leaves = [
+            jnp.concatenate(
+                [x[:n_elite], x[parents] + sigma * jax.random.normal(k, x[parents].shape, x.dtype)]
+            )
+            for x, k in zip(leaves, keys)
+        ]
+        population = jax.tree.unflatten(tree, leaves)
+        best = order[0]
+        metrics = {
+            "fitness_best": fit[best],
+            "fitness_mean": jnp.mean(fit),
+            **{k: v[best] for k, v in per_member.items()},
+        }
+        if exp.family.probe is not None:
+            best_params = jax.tree.map(lambda x: x[0], ranked)
+            metrics.update(exp.family.probe(merge_params(best_params, static), mcfg))
+        return TrainState(population, fit[order], state.step + 1), metrics
+
+    bound = jax.tree.map(jnp.asarray, static)
+
+    def train_step(state: TrainState, key, static=None):
+        return jitted_step(state, bound if static is None else jax.tree.map(jnp.asarray, static), key)
+
+    return train_step
+
+
+def final_trainable(state: TrainState, tcfg: dict):
+    """The trained params of a run: the params, or the population's best (its first member)."""
+    if tcfg.get("regime", "gradient") == "evolution":
+        return jax.tree.map(lambda x: x[0], state.params)
+    return state.params
 
 
 # --------------------------------------------------------------------------- the loop
@@ -210,19 +308,29 @@ def train(
     prov = provenance.record(experiment, seed, preset, exp_cfg)
     run_dir = Path(progress_dir) / prov["config_hash"]
 
-    params = init_params(exp, seed)
-    trainable, static = split_params(params)
-    decay = int(tcfg["optimizer"].get("decay_steps", total))
+    evolution = tcfg.get("regime", "gradient") == "evolution"
+    if evolution:
+        trainable, static = init_population(exp, seed, tcfg)
+        state = TrainState(
+            trainable, jnp.zeros(int(tcfg["population"]), jnp.float32), jnp.asarray(0, jnp.int32)
+        )
+        metric_names = ["fitness_best", "fitness_mean"]
+    else:
+        trainable, static = split_params(init_params(exp, seed))
+        decay = int(tcfg["optimizer"].get("decay_steps", total))
 
-    def optimizer_for(steps_left: int) -> optax.GradientTransformation:
-        """An attempt's optimizer: a schedule `decay_steps` long, cut to the steps left."""
-        return make_optimizer(tcfg["optimizer"], min(decay, steps_left))
+        def optimizer_for(steps_left: int) -> optax.GradientTransformation:
+            """An attempt's optimizer: a schedule `decay_steps` long, cut to the steps left."""
+            return make_optimizer(tcfg["optimizer"], min(decay, steps_left))
 
-    optimizer = optimizer_for(total)
-    state = TrainState(trainable, optimizer.init(trainable), jnp.asarray(0, jnp.int32))
-    metric_names = (
-        ["soft_loss"] + (["hard_loss", "hard_accuracy", "gap"] if exp.hard_step else []) + ["skipped_update"]
-    )
+        optimizer = optimizer_for(total)
+        state = TrainState(trainable, optimizer.init(trainable), jnp.asarray(0, jnp.int32))
+        metric_names = ["soft_loss"] + (["hard_loss", "hard_accuracy", "gap"] if exp.hard_step else [])
+        metric_names += ["grad_norm", "skipped_update"]
+    metric_names += list(exp.task.metric_names)
+    if exp.family.probe is not None:
+        metric_names += list(exp.family.probe(init_params(exp, seed), exp.model_cfg))
+    objective = metric_names[0]
     # Optional restarts: an attempt whose hard circuit was never exact on a training rollout
     # within `restart_after` steps starts again from new initial params and a fresh optimizer
     # whose schedule is as long as the first one's, or the steps left of the budget (`steps`) if
@@ -248,7 +356,9 @@ def train(
             optimizer = optimizer_for(total - attempt_start)
     exact_seen = restart_after and bool(np.any(history["hard_accuracy"][attempt_start:start] >= 1.0))
 
-    train_step = make_train_step(exp, static, tcfg, optimizer)
+    train_step = (
+        make_evolution_step(exp, static, tcfg) if evolution else make_train_step(exp, static, tcfg, optimizer)
+    )
     key_train = rng.stream(seed, "train")
     every = int(tcfg.get("checkpoint_every", max(1, total // 10)))
     log_every = int(tcfg.get("log_every", max(1, total // 50)))
@@ -272,11 +382,11 @@ def train(
         if t_compile is None:
             t_compile = time.perf_counter() - t0
             t_loop = time.perf_counter()
-        if not math.isfinite(metrics["soft_loss"]):
-            recent = ", ".join(f"{x:.4g}" for x in history["soft_loss"][max(0, i - 10) : i])
+        if not math.isfinite(metrics[objective]):
+            recent = ", ".join(f"{x:.4g}" for x in history[objective][max(0, i - 10) : i])
             raise TrainingDiverged(
-                f"{experiment} seed {seed}: soft loss is {metrics['soft_loss']} at step {i}; "
-                f"the previous losses were [{recent}]. No outputs were written."
+                f"{experiment} seed {seed}: {objective.replace('_', ' ')} is {metrics[objective]} at step {i}; "
+                f"the previous values were [{recent}]. No outputs were written."
             )
         for k, v in metrics.items():
             history[k][i] = v
@@ -303,7 +413,7 @@ def train(
         if done % log_every == 0 or done == total:
             rate = (time.perf_counter() - t_loop) / max(1, done - start - 1) if done - start > 1 else 0.0
             eta = rate * (total - done)
-            msg = " ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+            msg = " ".join(f"{k} {v:.4g}" for k, v in metrics.items() if "@" not in k)
             log(f"[{experiment} seed {seed}] step {done}/{total} {msg} ({rate:.3f} s/step, eta {eta:.0f} s)")
         if done % every == 0 and done < total:
             meta = {**prov, "step": done, **({"attempt": attempt} if attempt else {})}
@@ -319,9 +429,19 @@ def train(
         "seconds_per_step": (elapsed - (t_compile or 0.0)) / max(1, trained - 1),
         "steps_run": trained,
         "resumed_from": start,
+        # the budget: rollouts simulated (an evolution step's whole population counts)
+        "simulated_trajectories": end * simulated_trajectories(tcfg),
     }
     metadata = {**prov, "step": end, "config": exp_cfg, **({"attempt": attempt} if attempt else {})}
-    return {"state": state, "static": static, "history": history, "metadata": metadata, "timing": timing}
+    params = merge_params(final_trainable(state, tcfg), static)
+    return {
+        "state": state,
+        "static": static,
+        "params": params,
+        "history": history,
+        "metadata": metadata,
+        "timing": timing,
+    }
 
 
 def _remove_tree(path: Path) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
-from morphogen.models import difflogic
+from morphogen.models import difflogic, patterning
 
 
 class Family(NamedTuple):
@@ -19,11 +19,17 @@ class Family(NamedTuple):
     validate: Callable  # (cfg) -> None, raises ValueError naming the model key
     count: Callable  # (cfg) -> dict of sizes
     summary: Callable  # (params, cfg) -> dict of numbers for the models table
+    channels: Callable  # (cfg) -> the size of a state's last axis (a task's state shape)
     harden: Callable | None = None  # params -> params of the discrete circuit
     hard_step: Callable | None = None  # fast step of the discrete circuit
     # (params, key, step, cfg) -> params: what one training step runs (a training method's
     # relaxation, e.g. noise on discrete choices); None: the params themselves
     relax: Callable | None = None
+    # (params, cfg) -> {name: scalar}: numbers of the params logged per training step (e.g. the
+    # learned function at a few points, for an animation of it over training)
+    probe: Callable | None = None
+    # (params, cfg) -> {name: (dims, array, coords)}: curves of a trained model for its figure
+    curves: Callable | None = None
 
 
 FAMILIES: dict[str, Family] = {
@@ -36,6 +42,17 @@ FAMILIES: dict[str, Family] = {
         harden=difflogic.harden,
         hard_step=difflogic.hard_step,
         relax=difflogic.relax,
+        channels=lambda cfg: int(cfg["channels"]),
+    ),
+    "patterning": Family(
+        init=patterning.init,
+        step=patterning.step,
+        validate=patterning.validate,
+        count=patterning.parameter_count,
+        summary=patterning.summary,
+        channels=lambda cfg: int(cfg["cells"]),
+        probe=patterning.probe,
+        curves=patterning.curves,
     ),
 }
 

@@ -1,0 +1,136 @@
+"""Lateral-inhibition patterning: cells on a line whose state follows a learned regulatory
+function of their neighbours' mean (seed 001).
+
+N cells with states ``s_i`` in [0, 1] on a line. Each cell sees the mean of its neighbours,
+``sbar_i = (s_{i-1} + s_{i+1}) / 2`` (an end cell: its one neighbour), and follows the stochastic
+differential equation ``ds = f(sbar) dt + sigma dW``, integrated by Euler-Maruyama::
+
+    s <- s + f(sbar) dt + sigma sqrt(dt) xi,   xi ~ N(0, 1) per cell and step
+
+The regulatory function ``f`` is a small MLP (1 -> hidden... -> 1, tanh hidden layers, linear
+output; 1 -> 8 -> 8 -> 1 has 97 parameters). A decreasing ``f`` through ``sbar = 0.5`` is lateral
+inhibition: a cell whose neighbours are high goes low, and the line settles into alternating
+fates. With ``boundary: fixed`` the two end cells are held at 0 after every step.
+
+**Keeping states in [0, 1].** The source clipped ``s`` to [0, 1] after each step. The clip's
+derivative is 0 at the walls, where most trajectories end, and that cut the gradient of
+backpropagation to exactly 0 on most training steps. Here the walls reflect: a step that
+would leave the interval by ``e`` lands ``e`` inside it (``fold``, a triangle wave). This is the
+standard reflecting boundary of a diffusion on an interval; the state stays exactly in [0, 1],
+and the derivative of the step with respect to the state before the fold is +1 or -1, never 0,
+so no gradient is cut at the walls.
+
+Params: ``{"layers": [{"w": (n_in, n_out), "b": (n_out,)}, ...]}``. A state is ``(batch, cells)``
+float32; a population of params (evolution strategies) is the same pytree with a leading axis.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+BOUNDARIES = ("free", "fixed")
+
+
+def layer_sizes(cfg: dict) -> list[int]:
+    return [1, *[int(h) for h in cfg.get("hidden", [8, 8])], 1]
+
+
+def parameter_count(cfg: dict) -> dict[str, int]:
+    sizes = layer_sizes(cfg)
+    return {"parameters": sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))}
+
+
+def validate(cfg: dict) -> None:
+    """Raise ValueError naming the model key when the model cannot be built."""
+    if cfg.get("boundary", "free") not in BOUNDARIES:
+        raise ValueError(
+            f"model.boundary must be one of {', '.join(BOUNDARIES)}, got {cfg.get('boundary')!r}"
+        )
+    if int(cfg["cells"]) < 3:
+        raise ValueError(f"model.cells must be at least 3, got {cfg['cells']}")
+    if float(cfg["dt"]) <= 0:
+        raise ValueError(f"model.dt must be > 0, got {cfg['dt']}")
+    if float(cfg.get("noise", 0.0)) < 0:
+        raise ValueError(f"model.noise must be >= 0, got {cfg['noise']}")
+
+
+def init(key: jax.Array, cfg: dict) -> dict:
+    """LeCun-normal weights (variance 1 / fan-in) and zero biases, as Flax's Dense."""
+    validate(cfg)
+    sizes = layer_sizes(cfg)
+    layers = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        w = jax.random.normal(jax.random.fold_in(key, i), (n_in, n_out), jnp.float32) / math.sqrt(n_in)
+        layers.append({"w": w, "b": jnp.zeros((n_out,), jnp.float32)})
+    return {"layers": layers}
+
+
+def regulation(params: dict, sbar):
+    """The regulatory function f(sbar), element-wise on any shape."""
+    x = sbar[..., None]
+    layers = params["layers"]
+    for layer in layers[:-1]:
+        x = jnp.tanh(x @ layer["w"] + layer["b"])
+    x = x @ layers[-1]["w"] + layers[-1]["b"]
+    return x[..., 0]
+
+
+def neighbour_mean(s):
+    """(..., N) -> (..., N): the mean of each cell's neighbours; an end cell has one."""
+    left = jnp.concatenate([s[..., 1:2], s[..., :-1]], axis=-1)  # s_{i-1}; cell 0 reads s_1
+    right = jnp.concatenate([s[..., 1:], s[..., -2:-1]], axis=-1)  # s_{i+1}; cell N-1 reads s_{N-2}
+    return 0.5 * (left + right)
+
+
+def fold(x):
+    """Reflect ``x`` into [0, 1] at both walls (exact for any x; slope +1 or -1)."""
+    m = jnp.mod(x, 2.0)
+    return 1.0 - jnp.abs(1.0 - m)
+
+
+def step(params: dict, state, key, cfg: dict):
+    """One Euler-Maruyama step of every cell: (B, N) -> (B, N)."""
+    dt = float(cfg["dt"])
+    drift = regulation(params, neighbour_mean(state))
+    x = state + drift * dt
+    sigma = float(cfg.get("noise", 0.0))
+    if sigma > 0:
+        x = x + sigma * math.sqrt(dt) * jax.random.normal(key, state.shape, state.dtype)
+    x = fold(x)
+    if cfg.get("boundary", "free") == "fixed":
+        x = x.at[..., 0].set(0.0).at[..., -1].set(0.0)
+    return x
+
+
+def summary(params: dict, cfg: dict) -> dict[str, float]:
+    """Numbers of the models table: the parameter count and the learned f at a few points."""
+    grid = jnp.asarray([0.0, 0.5, 1.0], jnp.float32)
+    f = np.asarray(regulation(params, grid))
+    return {
+        **parameter_count(cfg),
+        "f_at_0": float(f[0]),
+        "f_at_half": float(f[1]),
+        "f_at_1": float(f[2]),
+    }
+
+
+# The points at which training logs f (train.csv columns f@0.00 ... f@1.00) and the trained
+# model's curve is drawn.
+PROBE_POINTS = np.round(np.linspace(0.0, 1.0, 21), 2)
+CURVE_POINTS = np.round(np.linspace(0.0, 1.0, 101), 2)
+
+
+def probe(params: dict, cfg: dict) -> dict:
+    """f at 21 points of [0, 1], logged per training step (the animation of f over training)."""
+    f = regulation(params, jnp.asarray(PROBE_POINTS, jnp.float32))
+    return {f"f@{x:.2f}": f[i] for i, x in enumerate(PROBE_POINTS)}
+
+
+def curves(params: dict, cfg: dict) -> dict:
+    """The learned regulatory function on 101 points of [0, 1]."""
+    f = np.asarray(regulation(params, jnp.asarray(CURVE_POINTS, jnp.float32)), np.float32)
+    return {"regulation": (("sbar",), f, {"sbar": CURVE_POINTS.astype(np.float32)})}
