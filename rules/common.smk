@@ -300,12 +300,15 @@ def _library_imports(path):
     return [n for n in names if n == "morphogen" or n.startswith("morphogen.")]
 
 
-def code_files(script):
-    """A workflow script and every library file it runs, following imports transitively."""
+def code_files(script, families=()):
+    """A workflow script and every library file it runs, following imports transitively, with
+    the modules of the given model families (the registry imports a family only when asked)."""
     todo = [Path(workflow.basedir) / "workflow_scripts" / script]
+    for family in families:
+        todo += _module_files(f"morphogen.models.{family}")
     seen = []
     while todo:
-        f = todo.pop()
+        f = todo.pop(0)
         if f in seen:
             continue
         seen.append(f)
@@ -321,23 +324,34 @@ def _file_hash(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def sources(script):
-    """A job's code as an input file: ``results/<preset>/sources/<script>.txt`` lists the sha256
-    of the job's script and of every library module it imports (:func:`code_files`). It is
-    rewritten only when a hash changes, so reruns follow the code's content, not its files'
-    times: a results tree copied into a fresh checkout of the same commit is up to date, an edit
-    of models/difflogic.py reruns every job that imports it, a README edit reruns nothing. (The
-    workflow profile leaves the scripts' times out of Snakemake's rerun triggers.)"""
+def sources(script, families=()):
+    """A job's code as an input file: ``results/<preset>/sources/<script>[-<family>...].txt``
+    lists the sha256 of the job's script, of every library module it imports and of the model
+    families it runs (:func:`code_files`). It is rewritten only when a hash changes, so reruns
+    follow the code's content, not its files' times: a results tree copied into a fresh checkout
+    of the same commit is up to date, an edit of models/difflogic.py reruns the jobs of DiffLogic
+    experiments and no others, a README edit reruns nothing. (The workflow profile leaves the
+    scripts' times out of Snakemake's rerun triggers.)"""
+    families = sorted(set(families))
     base = Path(workflow.basedir)
     text = "".join(
         f"{_file_hash(f)}  {f.relative_to(base).as_posix()}\n"
-        for f in code_files(script)
+        for f in code_files(script, families)
     )
-    stamp = RESULTS / "sources" / f"{Path(script).stem}.txt"
+    stamp = RESULTS / "sources" / f"{'-'.join([Path(script).stem, *families])}.txt"
     if not stamp.exists() or stamp.read_text() != text:
         stamp.parent.mkdir(parents=True, exist_ok=True)
         stamp.write_text(text)
     return str(stamp)
+
+
+def families_of(experiments):
+    return [EXPERIMENTS[e]["family"] for e in experiments]
+
+
+def run_sources(script):
+    """Input function: the code stamp of a per-run job, with its experiment's model family."""
+    return lambda wildcards: sources(script, families_of([wildcards.experiment]))
 
 
 def run_path(name):

@@ -1,7 +1,7 @@
 rule damage:
     """Damage-recovery trials of one trained (experiment, seed), every protocol it lists."""
     input:
-        sources("damage.py"),
+        run_sources("damage.py"),
         checkpoint=run_path("checkpoint"),
     output:
         store=directory(run_path("recovery.zarr")),

@@ -1,7 +1,7 @@
 rule rollout:
     """Hard-mode rollouts from random start states on the training grid and larger ones."""
     input:
-        sources("rollout.py"),
+        run_sources("rollout.py"),
         checkpoint=run_path("checkpoint"),
     output:
         store=directory(run_path("rollout.zarr")),

@@ -6,7 +6,7 @@ rule study_table:
     """The study's tables: one row per run, and per (experiment, method) the share of seeds
     that reached an exact hard rollout, steps to it, the soft/hard gap, gates, time per step."""
     input:
-        sources("study_table.py"),
+        sources("study_table.py", families_of(STUDY)),
         histories=runs("train.csv", list(STUDY)),
         checkpoints=runs("checkpoint", list(STUDY)),
         timings=train_timings(list(STUDY)),

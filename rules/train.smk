@@ -1,7 +1,7 @@
 rule train:
     """Train one (experiment, seed); resumes from its newest checkpoint after an interruption."""
     input:
-        sources("train.py"),
+        run_sources("train.py"),
     output:
         checkpoint=directory(run_path("checkpoint")),
         history=run_path("train.csv"),

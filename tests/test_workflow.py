@@ -140,7 +140,8 @@ def test_paper_preset_dag_builds_with_gpu_training_jobs(workflow_copy):
         workflow_copy, "-n", "figures", "--config", "preset=paper", "--printshellcmds", timeout=120
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert re.search(r"^train\s+10$", proc.stdout, re.M), proc.stdout[-2000:]  # 5 seeds x sync, async
+    # 5 seeds x (checkerboard sync, async, patterning backprop, ES)
+    assert re.search(r"^train\s+20$", proc.stdout, re.M), proc.stdout[-2000:]
     assert "gpu=1" in proc.stdout
 
 
@@ -218,6 +219,7 @@ def test_test_preset_builds_every_figure_and_table(test_preset_run):
         "hard_loss",
         "hard_accuracy",
         "gap",
+        "grad_norm",
         "skipped_update",
     ]
     assert len(history) == 12
@@ -302,8 +304,8 @@ def _planned(workdir):
 @pytest.mark.e2e
 def test_results_copied_into_a_fresh_checkout_are_up_to_date_and_code_edits_rerun(test_preset_run, tmp_path):
     """A colleague's finished results in a fresh checkout of the same commit: nothing to redo,
-    whatever the files' times; an edit of the model reruns its training; an edit of a
-    caption reruns nothing."""
+    whatever the files' times; an edit of a model family reruns the training of its experiments
+    and of no others; an edit of a caption reruns nothing."""
     assert _planned(test_preset_run) == {}
     fresh = copy_workflow(tmp_path / "fresh")  # no .snakemake: no record of earlier runs
     shutil.copytree(test_preset_run / "results", fresh / "results")  # keeps modification times
@@ -319,8 +321,16 @@ def test_results_copied_into_a_fresh_checkout_are_up_to_date_and_code_edits_reru
     model = fresh / "src" / "morphogen" / "models" / "difflogic.py"
     model.write_text(model.read_text() + "\n# an edit\n")
     planned = _planned(fresh)
-    # every training job depends on the model: the figures' 2 experiments x 2 seeds, the study's
+    # the DiffLogic runs: the figures' 2 experiments x 2 seeds, the study's; not the patterning's
     assert planned.get("train") == 4 + TEST_STUDY_RUNS, planned
+    assert planned.get("figure_F6") is None, planned
+    other = fresh / "src" / "morphogen" / "models" / "patterning.py"
+    other.write_text(other.read_text() + "\n# an edit\n")
+    more = _planned(fresh)
+    # ... and an edit of the patterning family adds its 2 experiments x 2 seeds, their rollouts, F6
+    assert more.get("train") == planned["train"] + 4, more
+    assert (more.get("rollout"), more.get("figure_F6")) == (planned["rollout"] + 4, 1), more
+    assert more.get("damage") == planned["damage"], more  # patterning has no damage jobs
 
 
 @pytest.mark.e2e

@@ -1,16 +1,18 @@
 """Model families: each is a pair of pure functions ``init(key, cfg) -> params`` and
 ``step(params, state, key, cfg) -> state``, plus optional discrete (hard) evaluation.
 
-Adding a family means one module here and one entry in ``FAMILIES``; the training loop and the
-workflow rules never name a family.
+Adding a family means one module here that defines ``FAMILY`` and its name in ``FAMILIES``; the
+training loop and the workflow rules never name a family. A family's module is imported when
+:func:`get` first asks for it, so code that serves every family imports none of them: the
+workflow's code stamps (rules/common.smk, ``sources``) add a job's own family, and an edit of one
+family reruns only that family's jobs.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import NamedTuple
-
-from morphogen.models import difflogic, patterning
 
 
 class Family(NamedTuple):
@@ -32,33 +34,11 @@ class Family(NamedTuple):
     curves: Callable | None = None
 
 
-FAMILIES: dict[str, Family] = {
-    "difflogic": Family(
-        init=difflogic.init,
-        step=difflogic.step,
-        validate=difflogic.validate,
-        count=difflogic.gate_count,
-        summary=difflogic.summary,
-        harden=difflogic.harden,
-        hard_step=difflogic.hard_step,
-        relax=difflogic.relax,
-        channels=lambda cfg: int(cfg["channels"]),
-    ),
-    "patterning": Family(
-        init=patterning.init,
-        step=patterning.step,
-        validate=patterning.validate,
-        count=patterning.parameter_count,
-        summary=patterning.summary,
-        channels=lambda cfg: int(cfg["cells"]),
-        probe=patterning.probe,
-        curves=patterning.curves,
-    ),
-}
+# The families, each a module of this package with a module-level ``FAMILY``.
+FAMILIES = ("difflogic", "patterning")
 
 
 def get(name: str) -> Family:
-    try:
-        return FAMILIES[name]
-    except KeyError:
-        raise KeyError(f"unknown model family {name!r}; known: {sorted(FAMILIES)}") from None
+    if name not in FAMILIES:
+        raise KeyError(f"unknown model family {name!r}; known: {sorted(FAMILIES)}")
+    return importlib.import_module(f"{__name__}.{name}").FAMILY

@@ -60,6 +60,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from morphogen.models import Family
+
 PASS_THROUGH_GATE = 3  # "A": the gate index that starts with a large logit
 CENTRE_GATE = 5  # "B": the first perception layer's wire to the centre cell
 GATE_NAMES = (
@@ -540,3 +542,16 @@ def summary(params: dict, cfg: dict) -> dict[str, int]:
         "gates_update": counts["update"],
         "gates_active": active,
     }
+
+
+FAMILY = Family(
+    init=init,
+    step=step,
+    validate=validate,
+    count=gate_count,
+    summary=summary,
+    channels=lambda cfg: int(cfg["channels"]),
+    harden=harden,
+    hard_step=hard_step,
+    relax=relax,
+)

@@ -32,6 +32,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from morphogen.models import Family
+
 BOUNDARIES = ("free", "fixed")
 
 
@@ -134,3 +136,15 @@ def curves(params: dict, cfg: dict) -> dict:
     """The learned regulatory function on 101 points of [0, 1]."""
     f = np.asarray(regulation(params, jnp.asarray(CURVE_POINTS, jnp.float32)), np.float32)
     return {"regulation": (("sbar",), f, {"sbar": CURVE_POINTS.astype(np.float32)})}
+
+
+FAMILY = Family(
+    init=init,
+    step=step,
+    validate=validate,
+    count=parameter_count,
+    summary=summary,
+    channels=lambda cfg: int(cfg["cells"]),
+    probe=probe,
+    curves=curves,
+)
