@@ -1,5 +1,6 @@
 """Lateral-inhibition patterning: the utility's sanity values, the dynamics, gradients that the
-walls do not cut, and the evolution strategy's checkpoint contract."""
+walls do not cut, the kept best iterate of backpropagation and the evolution strategy's
+checkpoint contract."""
 
 import copy
 import math
@@ -110,7 +111,7 @@ def test_euler_maruyama_without_noise_is_euler_integration():
         sbar[:, 1:-1] = 0.5 * (x[:, :-2] + x[:, 2:])
         sbar[:, 0], sbar[:, -1] = x[:, 1], x[:, -2]
         f = np.asarray(patterning.regulation(params, jnp.asarray(sbar, jnp.float32)), np.float64)
-        x = np.clip(x + f * cfg["dt"], 0, 1)  # well inside [0, 1] here: no reflection
+        x = np.clip(x + f * cfg["dt"], 0, 1)
     np.testing.assert_allclose(np.asarray(s), x, atol=1e-5)
 
 
@@ -123,13 +124,27 @@ def test_a_fixed_boundary_keeps_the_ends_at_zero_and_the_walls_keep_states_in_th
     assert float(traj.min()) >= 0.0 and float(traj.max()) <= 1.0
 
 
-def test_the_reflecting_walls_pass_the_gradient_where_a_clip_would_cut_it():
-    """A state pushed into a wall: the clip's derivative there is 0, the fold's is -1."""
+def test_the_walls_clip_the_state_and_pass_its_gradient_straight_through():
+    """Forward: the source's clip to [0, 1]. Backward: derivative 1, where the clip's is 0."""
     x = jnp.asarray([1.3, -0.2, 0.5])
-    assert np.allclose(np.asarray(patterning.fold(x)), [0.7, 0.2, 0.5])
-    slope = jax.vmap(jax.grad(patterning.fold))(x)
-    assert np.allclose(np.abs(np.asarray(slope)), 1.0)
+    np.testing.assert_array_equal(np.asarray(patterning.clip_straight_through(x)), [1.0, 0.0, 0.5])
+    slope = jax.vmap(jax.grad(patterning.clip_straight_through))(x)
+    np.testing.assert_array_equal(np.asarray(slope), [1.0, 1.0, 1.0])
     assert np.allclose(np.asarray(jax.vmap(jax.grad(lambda v: jnp.clip(v, 0, 1)))(x))[:2], 0.0)
+
+
+def test_the_initial_network_is_zero_or_odd_about_one_half():
+    """init_output zero: f = 0, every cell diffuses; random: with zero biases and the centred
+    input, f(1/2 + x) = -f(1/2 - x)."""
+    sbar = jnp.linspace(0.0, 1.0, 11)
+    zero = patterning.init(jax.random.key(3), MODEL)
+    np.testing.assert_array_equal(np.asarray(patterning.regulation(zero, sbar)), 0.0)
+    rand = patterning.init(jax.random.key(3), {**MODEL, "init_output": "random"})
+    f = np.asarray(patterning.regulation(rand, sbar))
+    assert np.abs(f).max() > 0.01
+    np.testing.assert_allclose(f, -f[::-1], atol=1e-6)
+    with pytest.raises(ValueError, match="model.init_output must be one of zero, random, got 'ones'"):
+        patterning.validate({**MODEL, "init_output": "ones"})
 
 
 def test_the_regulatory_network_has_97_parameters():
@@ -153,6 +168,62 @@ def test_backprop_logs_utility_gradient_norm_and_the_learned_function(tmp_path):
     assert {"soft_loss", "grad_norm", "utility", "s_pat", "s_rep", "f@0.50"} <= set(h)
     assert np.all(h["grad_norm"] > 0)
     assert r["timing"]["simulated_trajectories"] == 12 * 16
+
+
+def _kept(steps=12):
+    cfg = copy.deepcopy(EXPERIMENT)
+    cfg["training"] = {**cfg["training"], "steps": steps, "keep_best": "utility"}
+    return cfg
+
+
+def test_backprop_keeps_the_params_of_its_best_step_and_resumes_bit_identical(tmp_path):
+    full = _train(_kept(), tmp_path, "full")
+    u = full["history"]["utility"]
+    k = int(np.argmax(u))  # the first step with the highest training utility
+    assert full["metadata"]["kept_step"] == k and float(full["kept"]["score"]) == float(u[k])
+    # the kept params are those step k started from: the params after k steps of the same run
+    if k == 0:
+        want = training.split_params(training.init_params(training.build(EXPERIMENT), 0))[0]
+    else:
+        plain = copy.deepcopy(EXPERIMENT)
+        plain["training"]["steps"] = k
+        want = _train(plain, tmp_path, "first_k")["state"].params
+    for x, y in zip(jax.tree.leaves(want), jax.tree.leaves(training.split_params(full["params"])[0])):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    # killed at step 8 and resumed: the same kept params, step and history
+    part = _train(_kept(steps=8), tmp_path, "part")
+    dst = tmp_path / "cut" / provenance.config_hash(_kept()) / "step_0000008"
+    history = {k: np.concatenate([v, np.full(4, np.nan, np.float32)]) for k, v in part["history"].items()}
+    checkpoint.save(dst, (part["state"], history, part["kept"]), {"step": 8})
+    resumed = _train(_kept(), tmp_path, "cut")
+    assert resumed["timing"]["resumed_from"] == 8
+    assert resumed["metadata"]["kept_step"] == k
+    for x, y in zip(jax.tree.leaves(full["params"]), jax.tree.leaves(resumed["params"])):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    for name in full["history"]:
+        np.testing.assert_array_equal(full["history"][name], resumed["history"][name])
+
+
+def test_an_attempt_that_misses_its_goal_restarts_and_the_best_step_of_all_attempts_is_kept(tmp_path):
+    cfg = _kept()
+    cfg["training"].update(restart_after=4, restart_goal={"metric": "utility", "at_least": 2.0})  # > 1 bit
+    r = _train(cfg, tmp_path, "restarts")
+    h = r["history"]
+    np.testing.assert_array_equal(h["attempt"], np.repeat([0, 1, 2], 4))
+    assert r["metadata"]["attempt"] == 2
+    assert r["metadata"]["kept_step"] == int(np.argmax(h["utility"]))
+    cfg["training"]["restart_goal"] = {"metric": "hard_accuracy", "at_least": 1.0}
+    with pytest.raises(ValueError, match="training.restart_goal.metric is 'hard_accuracy', not a metric"):
+        _train(cfg, tmp_path, "no_goal")
+
+
+def test_keep_best_must_name_a_metric_of_the_run(tmp_path):
+    cfg = _kept()
+    cfg["training"]["keep_best"] = "hard_accuracy"
+    with pytest.raises(
+        ValueError, match="training.keep_best names 'hard_accuracy', not a metric of this run"
+    ):
+        _train(cfg, tmp_path, "bad")
 
 
 def test_evolution_keeps_its_elites_and_counts_the_whole_population(tmp_path):

@@ -213,15 +213,22 @@ def simulated_trajectories(tcfg: dict) -> int:
 
 
 def init_population(exp: Experiment, seed: int, tcfg: dict):
-    """(population, static): individual 0 is the run's ordinary initial params, individual i the
-    params drawn with the init key folded with i."""
-    params = init_params(exp, seed)
-    trainable, static = split_params(params)
+    """(population, static): individual 0 is the run's ordinary initial params, individual i
+    those params plus one Gaussian mutation (std ``mutation``) drawn with the init key folded
+    with i: the population starts around the initial network, as later generations sit around
+    their elites."""
+    trainable, static = split_params(init_params(exp, seed))
     key = rng.stream(seed, "init")
-    members = [trainable] + [
-        split_params(exp.family.init(jax.random.fold_in(key, 10_000 + i), exp.model_cfg))[0]
-        for i in range(1, int(tcfg["population"]))
-    ]
+    sigma = float(tcfg["mutation"])
+    leaves, tree = jax.tree.flatten(trainable)
+    members = [trainable]
+    for i in range(1, int(tcfg["population"])):
+        keys = jax.random.split(jax.random.fold_in(key, 10_000 + i), len(leaves))
+        members.append(
+            jax.tree.unflatten(
+                tree, [x + sigma * jax.random.normal(k, x.shape, x.dtype) for x, k in zip(leaves, keys)]
+            )
+        )
     return jax.tree.map(lambda *xs: jnp.stack(xs), *members), static
 
 
@@ -331,20 +338,40 @@ def train(
     if exp.family.probe is not None:
         metric_names += list(exp.family.probe(init_params(exp, seed), exp.model_cfg))
     objective = metric_names[0]
-    # Optional restarts: an attempt whose hard circuit was never exact on a training rollout
-    # within `restart_after` steps starts again from new initial params and a fresh optimizer
-    # whose schedule is as long as the first one's, or the steps left of the budget (`steps`) if
-    # fewer, so that a late attempt still ends at the final learning rate. train.csv's `attempt`
-    # column says which row is which.
-    restart_after = int(tcfg.get("restart_after", 0)) if exp.hard_step else 0
+    # Optional restarts: an attempt none of whose steps reached the goal (`restart_goal`, a
+    # train.csv metric and the value it must reach; by default an exact hard circuit,
+    # hard_accuracy 1) within `restart_after` steps starts again from new initial params and a
+    # fresh optimizer whose schedule is as long as the first one's, or the steps left of the
+    # budget (`steps`) if fewer, so that a late attempt still ends at the final learning rate.
+    # train.csv's `attempt` column says which row is which.
+    restart_after = 0 if evolution else int(tcfg.get("restart_after", 0))
+    goal = tcfg.get("restart_goal", {"metric": "hard_accuracy", "at_least": 1.0})
     if restart_after:
+        if goal["metric"] not in metric_names:
+            raise ValueError(
+                f"training.restart_goal.metric is {goal['metric']!r}, not a metric of this run: {metric_names}"
+            )
         metric_names.append("attempt")
     history = {k: np.full(total, np.nan, np.float32) for k in metric_names}
+    # Optional `keep_best: <metric>`: the run's result is the iterate whose training step scored
+    # highest on that train.csv column (the first such step), not the last one. The kept params
+    # and their score travel in the checkpoints.
+    keep = None if evolution else tcfg.get("keep_best")
+    if keep is not None and keep not in metric_names:
+        raise ValueError(f"training.keep_best names {keep!r}, not a metric of this run: {metric_names}")
+    best = (
+        {"params": state.params, "score": np.float32(-np.inf), "step": np.int32(-1), "attempt": np.int32(0)}
+        if keep
+        else None
+    )
 
     start = attempt = attempt_start = 0
     last = checkpoint.latest(run_dir)
     if last is not None:
-        (state, history), meta = checkpoint.load(last, (state, history))
+        if keep:
+            (state, history, best), meta = checkpoint.load(last, (state, history, best))
+        else:
+            (state, history), meta = checkpoint.load(last, (state, history))
         state = jax.tree.map(jnp.asarray, state)
         start = int(state.step)
         log(f"resuming {experiment} seed {seed} from {last} (step {start}/{total})")
@@ -354,7 +381,7 @@ def train(
             earlier = np.flatnonzero(history["attempt"][:start] == attempt)
             attempt_start = int(earlier[0]) if len(earlier) else start
             optimizer = optimizer_for(total - attempt_start)
-    exact_seen = restart_after and bool(np.any(history["hard_accuracy"][attempt_start:start] >= 1.0))
+    reached = restart_after and bool(np.any(history[goal["metric"]][attempt_start:start] >= goal["at_least"]))
 
     train_step = (
         make_evolution_step(exp, static, tcfg) if evolution else make_train_step(exp, static, tcfg, optimizer)
@@ -375,8 +402,17 @@ def train(
     t_compile = None
     end = start
     for i in range(start, total):
+        before = state.params
         state, metrics = train_step(state, jax.random.fold_in(key_train, i), static)
         metrics = {k: float(v) for k, v in metrics.items()}
+        if keep and metrics[keep] > float(best["score"]):
+            # the step's metrics are those of the params it started from
+            best = {
+                "params": before,
+                "score": np.float32(metrics[keep]),
+                "step": np.int32(i),
+                "attempt": np.int32(attempt),
+            }
         if restart_after:
             metrics["attempt"] = attempt
         if t_compile is None:
@@ -399,12 +435,13 @@ def train(
                 )
                 break
         if restart_after:
-            exact_seen = exact_seen or metrics["hard_accuracy"] >= 1.0
-            if not exact_seen and done - attempt_start >= restart_after and done < total:
+            reached = reached or metrics[goal["metric"]] >= goal["at_least"]
+            if not reached and done - attempt_start >= restart_after and done < total:
                 attempt, attempt_start = attempt + 1, done
                 log(
-                    f"[{experiment} seed {seed}] step {done}: no exact hard rollout in {restart_after} steps; "
-                    f"restarting from new initial params (attempt {attempt + 1})"
+                    f"[{experiment} seed {seed}] step {done}: no step reached {goal['metric']} "
+                    f"{goal['at_least']:g} in {restart_after} steps; restarting from new initial params "
+                    f"(attempt {attempt + 1})"
                 )
                 trainable, static = split_params(init_params(exp, seed, attempt))
                 optimizer = optimizer_for(total - done)
@@ -417,7 +454,9 @@ def train(
             log(f"[{experiment} seed {seed}] step {done}/{total} {msg} ({rate:.3f} s/step, eta {eta:.0f} s)")
         if done % every == 0 and done < total:
             meta = {**prov, "step": done, **({"attempt": attempt} if attempt else {})}
-            checkpoint.save(run_dir / f"step_{done:07d}", (state, history), meta)
+            checkpoint.save(
+                run_dir / f"step_{done:07d}", (state, history, best) if keep else (state, history), meta
+            )
             for old in sorted(run_dir.glob("step_*"))[:-2]:
                 _remove_tree(old)
     elapsed = time.perf_counter() - t0
@@ -434,6 +473,18 @@ def train(
     }
     metadata = {**prov, "step": end, "config": exp_cfg, **({"attempt": attempt} if attempt else {})}
     params = merge_params(final_trainable(state, tcfg), static)
+    if keep:
+        # the wiring of the attempt the kept step belongs to
+        kept_static = (
+            static
+            if int(best["attempt"]) == attempt
+            else split_params(init_params(exp, seed, int(best["attempt"])))[1]
+        )
+        params = merge_params(jax.tree.map(jnp.asarray, best["params"]), kept_static)
+        metadata["kept_step"] = int(best["step"])
+        log(
+            f"[{experiment} seed {seed}] kept the params of step {int(best['step'])}: {keep} {float(best['score']):.4g}"
+        )
     return {
         "state": state,
         "static": static,
@@ -441,6 +492,7 @@ def train(
         "history": history,
         "metadata": metadata,
         "timing": timing,
+        "kept": best,  # keep_best: the kept params, their score and step (None otherwise)
     }
 
 
