@@ -45,6 +45,8 @@ def report(test_preset_run):
     path = test_preset_run / RES / "report.html"
     proc = snakemake(test_preset_run, "--report", str(path), "--config", "preset=test", timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    # every caption and the workflow description are valid reStructuredText once rendered
+    assert "(WARNING/" not in proc.stdout + proc.stderr, proc.stderr[-3000:]
     html = path.read_text()
     page = {name: _page_var(html, name) for name in ("results", "categories", "workflow_desc")}
     return test_preset_run, path, page
