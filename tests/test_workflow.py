@@ -412,3 +412,57 @@ def test_rerun_in_a_clean_directory_gives_byte_identical_results(
             m = re.search(r"compile cache: (\d+) programs loaded .*, (\d+) compiled", log.read_text())
             assert m, f"{log} does not report the compile cache"
             assert int(m.group(1)) >= 1 and int(m.group(2)) == 0, f"{log}: {m.group(0)}"
+
+
+@pytest.mark.e2e
+def test_the_library_builds_each_figure_as_the_workflow_did_without_snakemake(test_preset_run):
+    """src/morphogen/figures/: loaded tables and stores in, a figure and its numbers out; the
+    numbers equal those the figure jobs wrote."""
+    import matplotlib.pyplot as plt
+
+    from morphogen import training
+    from morphogen.figures import f1_checkerboard, f2_self_healing, f6_patterning
+
+    res = test_preset_run / "results" / "test"
+    models = pd.read_csv(res / "tables" / "models.csv")
+
+    def runs(exp, name):
+        return [str(p) for p in sorted((res / exp).glob(f"seed*/{name}"))]
+
+    def written(figure):
+        return (res / "figures" / f"{figure}.numbers.rst").read_text()
+
+    fig, numbers = f1_checkerboard.build(
+        runs("checkerboard_sync", "train.csv"), models, runs("checkerboard_sync", "rollout.zarr")
+    )
+    assert numbers == written("F1_checkerboard_sync")
+    assert len(fig.axes) == 9  # loss, accuracy, the large grid, six frames
+    plt.close(fig)
+
+    fig, numbers, gifs = f2_self_healing.build(
+        pd.read_csv(res / "tables" / "recovery_summary.csv", dtype={"left_out_seeds": str}),
+        pd.read_csv(res / "tables" / "recovery_comparison.csv"),
+        models,
+        runs("checkerboard_sync", "recovery.zarr") + runs("checkerboard_async", "recovery.zarr"),
+    )
+    assert numbers == written("F2_self_healing")
+    assert len(gifs) == 2 and all(frames.shape[0] == masks.shape[0] for frames, masks in gifs)
+    plt.close(fig)
+
+    exps = ("patterning_backprop", "patterning_es")
+    histories, rollouts = f6_patterning.load(
+        [p for e in exps for p in runs(e, "train.csv")],
+        [p for e in exps for p in runs(e, "rollout.zarr")],
+        store.read,
+        store.groups,
+    )
+    budgets = {
+        e: training.simulated_trajectories(
+            json.loads((res / e / "seed0" / "checkpoint" / "metadata.json").read_text())["config"]["training"]
+        )
+        for e in exps
+    }
+    fig, numbers, frames = f6_patterning.build(histories, rollouts, models, budgets)
+    assert numbers == written("F6_patterning_bp_vs_es")
+    assert frames.ndim == 4 and frames.shape[-1] == 3
+    plt.close(fig)
