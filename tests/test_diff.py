@@ -351,7 +351,7 @@ def test_revisions(base, tmp_path, capsys, monkeypatch):
         shutil.copytree(built[version], checkout / "results" / preset, dirs_exist_ok=True)
         return 0
 
-    monkeypatch.setattr(diff, "run_workflow", fake_workflow)
+    monkeypatch.setattr(diff.revisions, "run_workflow", fake_workflow)
     rc, out, err = run(capsys, "HEAD~1", "HEAD", "--repo", repo, "--json")
     assert rc == 1
     report = json.loads(out)
@@ -376,7 +376,7 @@ def test_failed_build(tmp_path, capsys, monkeypatch):
         log.write_text("MissingInputException: something is wrong\n")
         return 1
 
-    monkeypatch.setattr(diff, "run_workflow", failing_workflow)
+    monkeypatch.setattr(diff.revisions, "run_workflow", failing_workflow)
     rc, _, err = run(capsys, "HEAD~1", "HEAD", "--repo", repo)
     assert rc == 2
     assert "building HEAD~1" in err and "failed" in err and ".log" in err
