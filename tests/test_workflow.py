@@ -421,7 +421,7 @@ def test_the_library_builds_each_figure_as_the_workflow_did_without_snakemake(te
     import matplotlib.pyplot as plt
 
     from morphogen import training
-    from morphogen.figures import f1_checkerboard, f2_self_healing, f6_patterning
+    from morphogen.figures import f1_checkerboard, f2_self_healing, f6_patterning, s1_training_methods
 
     res = test_preset_run / "results" / "test"
     models = pd.read_csv(res / "tables" / "models.csv")
@@ -465,4 +465,12 @@ def test_the_library_builds_each_figure_as_the_workflow_did_without_snakemake(te
     fig, numbers, frames = f6_patterning.build(histories, rollouts, models, budgets)
     assert numbers == written("F6_patterning_bp_vs_es")
     assert frames.ndim == 4 and frames.shape[-1] == 3
+    plt.close(fig)
+
+    fig, numbers = s1_training_methods.build(
+        pd.read_csv(res / "tables" / "training_methods_runs.csv"),
+        s1_training_methods.read_summary(res / "tables" / "training_methods.csv"),
+        [str(p) for p in sorted(res.glob("*.*/seed*/train.csv"))],  # study runs: <experiment>.<method>
+    )
+    assert numbers == written("S1_discretization_gap")
     plt.close(fig)

@@ -37,20 +37,21 @@ def training_rows(history_csv: str | Path, experiment: str, seed: int) -> list[d
 
 
 def rollout_rows(path: str | Path, experiment: str, seed: int) -> list[dict]:
-    """Model sizes and, per grid scale, final-step accuracy (mean and share of perfect trials)."""
+    """Model sizes and, per grid scale, final-step accuracy (mean and share of perfect trials);
+    for a store of per-step scores over its trials, the last step's (``heldout_<score>``)."""
     rows = []
     model = None
     for group in store.groups(path):
         ds = store.read(path, group=group)
-        if "utility" in ds:  # a pattern distribution over held-out replicates (patterning)
+        per_step = [k for k, v in ds.data_vars.items() if v.dims == ("step",)]
+        if per_step:
+            # scores of the distribution over the held-out trials (replicates) at each step, e.g.
+            # a pattern utility: those of the last step, `_<group>` for an extra evaluation
             suffix = "" if group.startswith("scale") else f"_{group}"
             last = ds.isel(step=-1)
-            rows.append({"metric": f"heldout_utility{suffix}", "value": float(last["utility"])})
-            rows.append(
-                {"metric": f"heldout_distinct_patterns{suffix}", "value": int(last["distinct_patterns"])}
-            )
-            rows.append({"metric": f"heldout_s_pat{suffix}", "value": float(last["s_pat"])})
-            rows.append({"metric": f"heldout_s_rep{suffix}", "value": float(last["s_rep"])})
+            for k in per_step:
+                value = last[k].item()
+                rows.append({"metric": f"heldout_{k}{suffix}", "value": value})
             if not suffix:
                 rows.append({"metric": "heldout_replicates", "value": int(ds.sizes["trial"])})
                 model = ds.attrs.get("model", model)

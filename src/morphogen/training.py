@@ -336,7 +336,9 @@ def train(
         metric_names += ["grad_norm", "skipped_update"]
     metric_names += list(exp.task.metric_names)
     if exp.family.probe is not None:
-        metric_names += list(exp.family.probe(init_params(exp, seed), exp.model_cfg))
+        metric_names += list(
+            exp.family.probe(merge_params(final_trainable(state, tcfg), static), exp.model_cfg)
+        )
     objective = metric_names[0]
     # Optional restarts: an attempt none of whose steps reached the goal (`restart_goal`, a
     # train.csv metric and the value it must reach; by default an exact hard circuit,
@@ -355,21 +357,17 @@ def train(
     history = {k: np.full(total, np.nan, np.float32) for k in metric_names}
     # Optional `keep_best: <metric>`: the run's result is the iterate whose training step scored
     # highest on that train.csv column (the first such step), not the last one. The kept params
-    # and their score travel in the checkpoints.
+    # travel in the checkpoints; their step, score and attempt are the history's.
     keep = None if evolution else tcfg.get("keep_best")
     if keep is not None and keep not in metric_names:
         raise ValueError(f"training.keep_best names {keep!r}, not a metric of this run: {metric_names}")
-    best = (
-        {"params": state.params, "score": np.float32(-np.inf), "step": np.int32(-1), "attempt": np.int32(0)}
-        if keep
-        else None
-    )
+    kept = state.params if keep else None
 
     start = attempt = attempt_start = 0
     last = checkpoint.latest(run_dir)
     if last is not None:
         if keep:
-            (state, history, best), meta = checkpoint.load(last, (state, history, best))
+            (state, history, kept), meta = checkpoint.load(last, (state, history, kept))
         else:
             (state, history), meta = checkpoint.load(last, (state, history))
         state = jax.tree.map(jnp.asarray, state)
@@ -382,6 +380,7 @@ def train(
             attempt_start = int(earlier[0]) if len(earlier) else start
             optimizer = optimizer_for(total - attempt_start)
     reached = restart_after and bool(np.any(history[goal["metric"]][attempt_start:start] >= goal["at_least"]))
+    best_score = float(np.max(history[keep][:start])) if keep and start else -math.inf
 
     train_step = (
         make_evolution_step(exp, static, tcfg) if evolution else make_train_step(exp, static, tcfg, optimizer)
@@ -405,14 +404,8 @@ def train(
         before = state.params
         state, metrics = train_step(state, jax.random.fold_in(key_train, i), static)
         metrics = {k: float(v) for k, v in metrics.items()}
-        if keep and metrics[keep] > float(best["score"]):
-            # the step's metrics are those of the params it started from
-            best = {
-                "params": before,
-                "score": np.float32(metrics[keep]),
-                "step": np.int32(i),
-                "attempt": np.int32(attempt),
-            }
+        if keep and metrics[keep] > best_score:
+            best_score, kept = metrics[keep], before  # a step's metrics are its starting params'
         if restart_after:
             metrics["attempt"] = attempt
         if t_compile is None:
@@ -455,7 +448,7 @@ def train(
         if done % every == 0 and done < total:
             meta = {**prov, "step": done, **({"attempt": attempt} if attempt else {})}
             checkpoint.save(
-                run_dir / f"step_{done:07d}", (state, history, best) if keep else (state, history), meta
+                run_dir / f"step_{done:07d}", (state, history, kept) if keep else (state, history), meta
             )
             for old in sorted(run_dir.glob("step_*"))[:-2]:
                 _remove_tree(old)
@@ -473,18 +466,18 @@ def train(
     }
     metadata = {**prov, "step": end, "config": exp_cfg, **({"attempt": attempt} if attempt else {})}
     params = merge_params(final_trainable(state, tcfg), static)
+    best = None
     if keep:
+        k = int(np.argmax(history[keep]))  # the first step of the highest score
+        best = {"params": kept, "step": k, "score": float(history[keep][k])}
+        kept_attempt = int(history["attempt"][k]) if restart_after else 0
         # the wiring of the attempt the kept step belongs to
         kept_static = (
-            static
-            if int(best["attempt"]) == attempt
-            else split_params(init_params(exp, seed, int(best["attempt"])))[1]
+            static if kept_attempt == attempt else split_params(init_params(exp, seed, kept_attempt))[1]
         )
-        params = merge_params(jax.tree.map(jnp.asarray, best["params"]), kept_static)
-        metadata["kept_step"] = int(best["step"])
-        log(
-            f"[{experiment} seed {seed}] kept the params of step {int(best['step'])}: {keep} {float(best['score']):.4g}"
-        )
+        params = merge_params(jax.tree.map(jnp.asarray, kept), kept_static)
+        metadata["kept_step"] = k
+        log(f"[{experiment} seed {seed}] kept the params of step {k}: {keep} {best['score']:.4g}")
     return {
         "state": state,
         "static": static,
@@ -492,7 +485,7 @@ def train(
         "history": history,
         "metadata": metadata,
         "timing": timing,
-        "kept": best,  # keep_best: the kept params, their score and step (None otherwise)
+        "kept": best,  # keep_best: {"params", "step", "score"} of the kept step (None otherwise)
     }
 
 
