@@ -32,6 +32,7 @@ lint: $(BIN)/.installed
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/difflogic_speed.py
 	$(BIN)/python benchmarks/patterning_speed.py
+	$(BIN)/python benchmarks/attention_speed.py
 
 clean-results:
 	rm -rf results .snakemake

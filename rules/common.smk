@@ -104,6 +104,7 @@ FIGURE_EXPERIMENTS = {
     "F1_checkerboard_sync": ["checkerboard_sync"],
     "F2_self_healing": ["checkerboard_sync", "checkerboard_async"],
     "F6_patterning_bp_vs_es": ["patterning_backprop", "patterning_es"],
+    "F4_attention_online": ["attention_uniform", "attention_online"],
 }
 
 # Figures that compare training methods on an equal budget of simulated trajectories: the
@@ -170,6 +171,17 @@ def _check_edges():
                 f"config key experiments.{name}.training.elites={training['elites']} must be smaller than "
                 f"population={training['population']}"
             )
+        if training.get("regime") == "online":
+            if training.get("restart_after", 0):
+                raise WorkflowError(
+                    f"config key experiments.{name}.training.restart_after: restarts are not available "
+                    "with training.regime online (one trajectory, trained as it goes)"
+                )
+            if "epsilon" not in exp["task"]:
+                raise WorkflowError(
+                    f"config key experiments.{name}.task: training.regime online needs a task with an "
+                    f"epsilon (an image task), not {exp['task']['name']!r}"
+                )
         if training.get("loss_steps", 1) > training["rollout_steps"]:
             raise WorkflowError(
                 f"config key experiments.{name}.training.loss_steps={training['loss_steps']} is larger "

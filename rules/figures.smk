@@ -116,3 +116,36 @@ rule figure_F6:
         "../envs/cpu.yaml"
     script:
         "../workflow_scripts/figure_F6.py"
+
+
+rule figure_F4:
+    """F4: an attention NCA trained online on one long noisy trajectory (uniform and image targets)."""
+    input:
+        sources("figure_F4.py"),
+        histories=runs("train.csv", FIGURE_EXPERIMENTS["F4_attention_online"]),
+        rollouts=runs("rollout.zarr", FIGURE_EXPERIMENTS["F4_attention_online"]),
+        models=str(RESULTS / "tables" / "models.csv"),
+    output:
+        png=report(
+            str(RESULTS / "figures" / "F4_attention_online.png"),
+            caption="../report/F4_attention_online.rst",
+            category="F4 attention NCA",
+            labels={"figure": "F4", "kind": "static", "model": "attention NCA, online"},
+        ),
+        pdf=str(RESULTS / "figures" / "F4_attention_online.pdf"),
+        gif=report(
+            str(RESULTS / "figures" / "F4_attention_trajectory.gif"),
+            caption="../report/F4_attention_online.rst",
+            category="F4 attention NCA",
+            labels={"figure": "F4", "kind": "animation", "model": "training trajectory"},
+        ),
+        numbers=str(RESULTS / "figures" / "F4_attention_online.numbers.rst"),
+    params:
+        # read by the report caption when the report is built (see report_numbers)
+        numbers=report_numbers,
+    log:
+        str(RESULTS / "logs" / "figures" / "F4_attention_online.log"),
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../workflow_scripts/figure_F4.py"

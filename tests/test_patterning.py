@@ -194,7 +194,9 @@ def test_backprop_keeps_the_params_of_its_best_step_and_resumes_bit_identical(tm
     part = _train(_kept(steps=8), tmp_path, "part")
     dst = tmp_path / "cut" / provenance.config_hash(_kept()) / "step_0000008"
     history = {k: np.concatenate([v, np.full(4, np.nan, np.float32)]) for k, v in part["history"].items()}
-    checkpoint.save(dst, (part["state"], history, part["kept"]["params"]), {"step": 8})
+    checkpoint.save(
+        dst, training.progress_tree(part["state"], history, kept=part["kept"]["params"]), {"step": 8}
+    )
     resumed = _train(_kept(), tmp_path, "cut")
     assert resumed["timing"]["resumed_from"] == 8
     assert resumed["metadata"]["kept_step"] == k

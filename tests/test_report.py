@@ -25,6 +25,8 @@ FIGURES = {
     "F2_self_healing.png": ("F2 self-healing", "static", "sync- vs async-trained"),
     "F2_self_healing_sync.gif": ("F2 self-healing", "animation", "sync-trained"),
     "F2_self_healing_async.gif": ("F2 self-healing", "animation", "async-trained"),
+    "F4_attention_online.png": ("F4 attention NCA", "static", "attention NCA, online"),
+    "F4_attention_trajectory.gif": ("F4 attention NCA", "animation", "training trajectory"),
     "F6_patterning_bp_vs_es.png": ("F6 patterning", "static", "backprop vs evolution strategy"),
     "F6_patterning_regulation.gif": ("F6 patterning", "animation", "f over training"),
 }
@@ -202,7 +204,14 @@ def test_report_renders_in_a_browser(report, tmp_path):
     _, path, page = report
     # as opened: the menu lists every category, the workflow description names every figure
     text = _visible_text(_chromium(path, tmp_path / "profile1", "--dump-dom"))
-    for category in ("F1 checkerboard (sync)", "F2 self-healing", "F6 patterning", "Tables", "Provenance"):
+    for category in (
+        "F1 checkerboard (sync)",
+        "F2 self-healing",
+        "F4 attention NCA",
+        "F6 patterning",
+        "Tables",
+        "Provenance",
+    ):
         assert category in text, category
     for name in FIGURES:
         assert name in text, name

@@ -109,6 +109,18 @@ def test_bad_preset_is_named_with_the_allowed_values(workflow_copy):
             "config key training_methods.gumbel_st makes experiments.checkerboard_sync.model.temperature invalid",
         ),
         (
+            "experiments:\n  attention_online:\n    task: {epsilon: 0}\n",
+            "config key experiments.attention_online.task.epsilon: 0 is less than or equal to the minimum of 0",
+        ),
+        (
+            "experiments:\n  attention_uniform:\n    training: {restart_after: 100}\n",
+            "config key experiments.attention_uniform.training.restart_after: restarts are not available",
+        ),
+        (
+            "experiments:\n  attention_online:\n    training: {spike_noise: -0.1}\n",
+            "config key experiments.attention_online.training.spike_noise: -0.1 is less than the minimum of 0",
+        ),
+        (
             "experiments:\n  checkerboard_sync:\n    model:\n      update_layers: [64, 8]\n",
             "config key experiments.checkerboard_sync.model.update_layers[1]=8 is too narrow for 64 inputs",
         ),
@@ -140,8 +152,8 @@ def test_paper_preset_dag_builds_with_gpu_training_jobs(workflow_copy):
         workflow_copy, "-n", "figures", "--config", "preset=paper", "--printshellcmds", timeout=120
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    # 5 seeds x (checkerboard sync, async, patterning backprop, ES)
-    assert re.search(r"^train\s+20$", proc.stdout, re.M), proc.stdout[-2000:]
+    # 5 seeds x (checkerboard sync, async, patterning backprop, ES, attention uniform, image)
+    assert re.search(r"^train\s+30$", proc.stdout, re.M), proc.stdout[-2000:]
     assert "gpu=1" in proc.stdout
 
 
@@ -323,7 +335,7 @@ def test_results_copied_into_a_fresh_checkout_are_up_to_date_and_code_edits_reru
     planned = _planned(fresh)
     # the DiffLogic runs: the figures' 2 experiments x 2 seeds, the study's; not the patterning's
     assert planned.get("train") == 4 + TEST_STUDY_RUNS, planned
-    assert planned.get("rollout") == 4, planned  # the patterning runs' rollouts stand
+    assert planned.get("rollout") == 4, planned  # the patterning and attention runs' rollouts stand
     other = fresh / "src" / "morphogen" / "models" / "patterning.py"
     other.write_text(other.read_text() + "\n# an edit\n")
     more = _planned(fresh)
@@ -331,6 +343,7 @@ def test_results_copied_into_a_fresh_checkout_are_up_to_date_and_code_edits_reru
     assert more.get("train") == planned["train"] + 4, more
     assert more.get("rollout") == planned["rollout"] + 4 and more.get("figure_F6") == 1, more
     assert more.get("damage") == planned["damage"], more  # patterning has no damage jobs
+    assert "figure_F4" not in more, more  # nor does anything of the attention family run again
 
 
 @pytest.mark.e2e
@@ -421,7 +434,13 @@ def test_the_library_builds_each_figure_as_the_workflow_did_without_snakemake(te
     import matplotlib.pyplot as plt
 
     from morphogen import training
-    from morphogen.figures import f1_checkerboard, f2_self_healing, f6_patterning, s1_training_methods
+    from morphogen.figures import (
+        f1_checkerboard,
+        f2_self_healing,
+        f4_attention,
+        f6_patterning,
+        s1_training_methods,
+    )
 
     res = test_preset_run / "results" / "test"
     models = pd.read_csv(res / "tables" / "models.csv")
@@ -464,6 +483,19 @@ def test_the_library_builds_each_figure_as_the_workflow_did_without_snakemake(te
     }
     fig, numbers, frames = f6_patterning.build(histories, rollouts, models, budgets)
     assert numbers == written("F6_patterning_bp_vs_es")
+    assert frames.ndim == 4 and frames.shape[-1] == 3
+    plt.close(fig)
+
+    exps = ("attention_uniform", "attention_online")
+    histories, rollouts = f4_attention.load(
+        [p for e in exps for p in runs(e, "train.csv")],
+        [p for e in exps for p in runs(e, "rollout.zarr")],
+        store.read,
+        store.groups,
+    )
+    assert set(rollouts["attention_online"][0]) == {"scale1", "noiseless", "initial", "training"}
+    fig, numbers, frames = f4_attention.build(histories, rollouts, models, {e: 1e-3 for e in exps})
+    assert numbers == written("F4_attention_online")
     assert frames.ndim == 4 and frames.shape[-1] == 3
     plt.close(fig)
 

@@ -14,12 +14,14 @@ sm = snakemake  # noqa: F821
 exp_cfg = sm.params.experiment
 seed = int(sm.wildcards.seed)
 exp, params, prov = trained_run(sm)
-runs = [(f"scale{scale}", params, scale, "") for scale in exp_cfg["evaluation"]["scales"]]
+runs = [(f"scale{scale}", params, scale, "", None) for scale in exp_cfg["evaluation"]["scales"]]
+# the same start states with model keys overridden (e.g. without the model's noise)
+runs += [(name, params, 1, "", v) for name, v in exp_cfg["evaluation"].get("variants", {}).items()]
 if exp_cfg["evaluation"].get("initial_params", False):
     # the same evaluation of the untrained model: the baseline a trained one is read against
-    runs.append(("initial", training.init_params(exp, seed), 1, "initial"))
-for i, (group, run_params, scale, label) in enumerate(runs):
-    ds = evaluation.rollout_dataset(exp, run_params, exp_cfg, seed, scale, label=label)
+    runs.append(("initial", training.init_params(exp, seed), 1, "initial", None))
+for i, (group, run_params, scale, label, variant) in enumerate(runs):
+    ds = evaluation.rollout_dataset(exp, run_params, exp_cfg, seed, scale, label=label, variant=variant)
     ds.attrs.update(provenance=prov, model=exp.family.summary(run_params, exp.model_cfg))
     print(f"{group}: {evaluation.describe(ds)}")
     # a chunk per trial, or per as many trials as make 64 KiB of states (small states)
@@ -27,3 +29,8 @@ for i, (group, run_params, scale, label) in enumerate(runs):
     store.write(
         ds, sm.output.store, group=group, chunk_dims={"trial": per_chunk}, mode="w" if i == 0 else "a"
     )
+trace = training.load_trace(sm.input.checkpoint)
+if trace is not None:  # the online regime's snapshots of its training trajectory
+    ds = evaluation.trace_dataset(trace, exp_cfg)
+    ds.attrs.update(provenance=prov)
+    store.write(ds, sm.output.store, group="training", chunk_dims={"snapshot": 64}, mode="a")

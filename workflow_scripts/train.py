@@ -25,9 +25,10 @@ result = training.train(
 steps = len(next(iter(result["history"].values())))
 history = pd.DataFrame({"step": range(1, steps + 1), **result["history"]})
 history.to_csv(sm.output.history, index=False, float_format="%.8g", lineterminator="\n")
-checkpoint.save(
-    sm.output.checkpoint, {"train_state": result["state"], "params": result["params"]}, result["metadata"]
-)
+tree = {"train_state": result["state"], "params": result["params"]}
+if result["trace"] is not None:  # the online regime's snapshots of its trajectory
+    tree["trace"] = result["trace"]
+checkpoint.save(sm.output.checkpoint, tree, result["metadata"])
 training.clear_progress(sm.params.progress, result["metadata"]["config_hash"])
 with open(sm.output.timing, "w") as f:
     json.dump(result["timing"], f, indent=2, sort_keys=True)

@@ -17,23 +17,35 @@ from morphogen import damage, rng, tasks, training, updates
 
 
 def rollout_dataset(
-    exp: training.Experiment, params, exp_cfg: dict, seed: int, scale: int, *, label: str = ""
+    exp: training.Experiment,
+    params,
+    exp_cfg: dict,
+    seed: int,
+    scale: int,
+    *,
+    label: str = "",
+    variant: dict | None = None,
 ) -> xr.Dataset:
     """Trajectories ``state(trial, step, ...)`` on the ``scale``x evaluation grid
     (:func:`evaluation_grid`: ``scale`` times the training grid, matched to its border), with
     the task's scores of every step (:attr:`tasks.Task.scores`).
 
-    Runs ``scale`` times the training rollout length; step 0 is the start state, and every
+    Runs ``scale`` times ``evaluation.steps`` (default the training rollout length); step 0 is
+    the start state, and every
     ``evaluation.frame_every``-th step is stored (default 1: all). For the checkerboard the
     scores are ``accuracy(trial, step)``: the fraction of cells whose channel 0 matches the
     target, and ``phase_accuracy(trial, step)``: the same against the best-matching phase of the
     pattern (a pattern drawn right but shifted scores 1 there and about 0.5 or less in
     ``accuracy``). A family's curves of the trained model (e.g. a learned function) are added.
     ``label`` names a second evaluation of the same run (e.g. its initial params) whose start
-    states are drawn from a stream of their own.
+    states are drawn from a stream of their own. ``variant`` overrides model keys for this
+    evaluation only (e.g. ``{"noise": 0.0}``), on the same start states and keys. A task with a
+    ``summary`` puts its numbers of the evaluation in ``attrs["summary"]`` (the models table
+    reads them).
     """
     n_trials = int(exp_cfg["evaluation"]["trials"])
-    n_steps = int(exp_cfg["training"]["rollout_steps"]) * scale
+    n_steps = int(exp_cfg["evaluation"].get("steps", exp_cfg["training"]["rollout_steps"])) * scale
+    mcfg = {**exp.model_cfg, **(variant or {})}
     stride = int(exp_cfg["evaluation"].get("frame_every", 1))
     grid = evaluation_grid(exp_cfg, scale)
     task = tasks.make(exp_cfg["task"], channels=exp.family.channels(exp.model_cfg), grid=grid)
@@ -50,7 +62,7 @@ def rollout_dataset(
     # (shared through the persistent compilation cache).
     @jax.jit
     def run(params, key, x0):
-        _, traj = updates.rollout(step, params, x0, key, exp.model_cfg, n_steps, trajectory=True)
+        _, traj = updates.rollout(step, params, x0, key, mcfg, n_steps, trajectory=True)
         traj = jnp.concatenate([x0[None], traj])  # (step, trial, ...)
         return jnp.swapaxes(traj[frames], 0, 1), task.scores(traj)
 
@@ -68,8 +80,8 @@ def rollout_dataset(
     if stride > 1:
         coords["frame_step"] = frames
     coords.update({d: np.arange(n) for d, n in zip(task.state_dims, traj.shape[2:])})
-    if task.target is not None:
-        data["target"] = (("y", "x"), task.target.astype(np.float32))
+    if task.target is not None:  # (y, x), or (y, x, colour) for an image
+        data["target"] = (("y", "x", "colour")[: task.target.ndim], task.target.astype(np.float32))
     if exp.family.curves is not None:
         for name, (curve_dims, values, curve_coords) in exp.family.curves(params, exp.model_cfg).items():
             data[name] = (curve_dims, values)
@@ -77,7 +89,28 @@ def rollout_dataset(
     attrs = {"scale": scale, "mode": "hard" if hard else "soft", **({"grid": grid} if grid else {})}
     if label:
         attrs["params"] = label
+    if variant:
+        attrs["variant"] = dict(variant)
+    if task.summary is not None:
+        attrs["summary"] = task.summary({k: np.asarray(v) for k, v in scores.items()})
     return xr.Dataset(data, coords=coords, attrs=attrs)
+
+
+def trace_dataset(trace: dict, exp_cfg: dict) -> xr.Dataset:
+    """The snapshots of an online run's training trajectory (:func:`training.load_trace`) as
+    ``state(snapshot, y, x, channel)`` with the training step of each snapshot."""
+    states = np.asarray(trace["state"], np.float32)
+    return xr.Dataset(
+        {"state": (("snapshot", "y", "x", "channel"), states)},
+        coords={
+            "snapshot": np.arange(len(states)),
+            "snapshot_step": ("snapshot", np.asarray(trace["step"], np.int64)),
+            "y": np.arange(states.shape[1]),
+            "x": np.arange(states.shape[2]),
+            "channel": np.arange(states.shape[3]),
+        },
+        attrs={"kind": "training trajectory", "snapshot_every": int(exp_cfg["training"]["snapshot_every"])},
+    )
 
 
 def matched_grid(task_cfg: dict, grid: int) -> int:

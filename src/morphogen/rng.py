@@ -15,6 +15,7 @@ STREAMS = {
     "rollout": 4,  # evaluation rollouts
     "damage": 5,  # damage trials (fold_in the trial number)
     "es": 6,  # evolution strategy perturbations
+    "trajectory": 7,  # the online regime's one trajectory (its start states)
 }
 
 

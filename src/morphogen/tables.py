@@ -31,6 +31,9 @@ def training_rows(history_csv: str | Path, experiment: str, seed: int) -> list[d
         )
     if "grad_norm" in h:  # gradient training: the share of steps whose gradient was exactly 0
         rows.append({"metric": "zero_gradient_fraction", "value": float((h["grad_norm"] == 0).mean())})
+    if "spikes" in h:  # online regime: simulated trajectories completed (noise spikes)
+        rows.append({"metric": "spikes", "value": int(last["spikes"])})
+        rows.append({"metric": "final_loss", "value": float(last["loss"])})
     if "attempt" in h:  # restarted runs: how many initialisations it took
         rows.append({"metric": "attempts", "value": int(last["attempt"]) + 1})
     return [{"experiment": experiment, "seed": seed, **r} for r in rows]
@@ -38,11 +41,22 @@ def training_rows(history_csv: str | Path, experiment: str, seed: int) -> list[d
 
 def rollout_rows(path: str | Path, experiment: str, seed: int) -> list[dict]:
     """Model sizes and, per grid scale, final-step accuracy (mean and share of perfect trials);
-    for a store of per-step scores over its trials, the last step's (``heldout_<score>``)."""
+    for a store of per-step scores over its trials, the last step's (``heldout_<score>``); for an
+    evaluation whose task summarised it (``attrs["summary"]``), those numbers."""
     rows = []
     model = None
     for group in store.groups(path):
         ds = store.read(path, group=group)
+        if "scale" not in ds.attrs:  # not an evaluation (e.g. snapshots of training)
+            continue
+        if "summary" in ds.attrs:
+            # the task's numbers of this evaluation; `_<group>` for an extra one (a variant,
+            # the initial params)
+            suffix = "" if group.startswith("scale") else f"_{group}"
+            rows += [{"metric": f"{k}{suffix}", "value": v} for k, v in ds.attrs["summary"].items()]
+            if not suffix:
+                model = ds.attrs.get("model", model)
+            continue
         per_step = [k for k, v in ds.data_vars.items() if v.dims == ("step",)]
         if per_step:
             # scores of the distribution over the held-out trials (replicates) at each step, e.g.

@@ -80,6 +80,12 @@ class Task(NamedTuple):
     # the names of each array's axes in score_dims
     scores: Callable | None = None
     score_dims: dict | None = None
+    # final -> (batch,): the loss of each sample (regimes that act per sample, e.g. online spikes)
+    sample_loss: Callable | None = None
+    # scores (as from `scores`, NumPy) -> {metric: number}: an evaluation's models-table numbers
+    summary: Callable | None = None
+    # a state whose sample loss is below this has arrived at the target (image tasks)
+    epsilon: float | None = None
 
 
 def make(tcfg: dict, *, channels: int, scale: int = 1, grid: int | None = None) -> Task:
@@ -129,7 +135,32 @@ def make(tcfg: dict, *, channels: int, scale: int = 1, grid: int | None = None) 
             scores=lambda traj: pattern_scores(traj[..., scored]),
             score_dims={k: ("step",) for k in ("utility", "s_pat", "s_rep", "distinct_patterns")},
         )
-    raise ValueError(f"unknown task {name!r}; known: checkerboard, patterning")
+    if name == "image":
+        size = int(grid) if grid is not None else int(tcfg["size"]) * scale
+        target = image_target(tcfg, size)  # (H, W, 3)
+        t = jnp.asarray(target)
+        std = float(tcfg.get("initial_std", 1.0))
+        epsilon = float(tcfg["epsilon"])
+
+        def sample_loss(final):
+            """(batch,): mean squared error of the colour channels against the target."""
+            return jnp.mean(jnp.square(final[..., :3] - t), axis=(-3, -2, -1))
+
+        def scores(traj):
+            return {"loss": jax.vmap(sample_loss)(traj).T}  # (trial, step)
+
+        return Task(
+            name=name,
+            target=target,
+            initial_states=lambda key, batch: std * jax.random.normal(key, (batch, size, size, channels)),
+            loss=lambda final: jnp.mean(sample_loss(final)),
+            sample_loss=sample_loss,
+            scores=scores,
+            score_dims={"loss": ("trial", "step")},
+            summary=lambda s: image_summary(s["loss"], epsilon),
+            epsilon=epsilon,
+        )
+    raise ValueError(f"unknown task {name!r}; known: checkerboard, patterning, image")
 
 
 # --------------------------------------------------------------------------- patterning utility
@@ -203,3 +234,83 @@ def pattern_scores(traj) -> dict:
 
     u, s_pat, s_rep, distinct = jax.vmap(one)(traj)
     return {"utility": u, "s_pat": s_pat, "s_rep": s_rep, "distinct_patterns": distinct}
+
+
+# --------------------------------------------------------------------------- image targets
+
+
+def _disc(u, v, cu, cv, r):
+    return (u - cu) ** 2 + (v - cv) ** 2 <= r**2
+
+
+def _ellipse(u, v, cu, cv, ru, rv):
+    return ((u - cu) / ru) ** 2 + ((v - cv) / rv) ** 2 <= 1.0
+
+
+def _segment(u, v, a, b, half_width):
+    """Points within ``half_width`` of the segment a-b."""
+    (au, av), (bu, bv) = a, b
+    du, dv = bu - au, bv - av
+    t = np.clip(((u - au) * du + (v - av) * dv) / (du * du + dv * dv), 0.0, 1.0)
+    return (u - au - t * du) ** 2 + (v - av - t * dv) ** 2 <= half_width**2
+
+
+def organism(size: int, supersample: int = 4) -> np.ndarray:
+    """(size, size, 4) float32 RGBA in [0, 1], colour premultiplied by alpha: a newt-like
+    creature drawn by code (green body and head, thin legs and a thin curved tail that damage
+    can remove, yellow spots, dark eyes) on a transparent background, anti-aliased by
+    averaging ``supersample``^2 samples per pixel. Deterministic: no randomness, no files."""
+    n = size * supersample
+    v, u = (np.mgrid[:n, :n] + 0.5) / n  # v down, u right, both in (0, 1)
+    green, yellow, dark = (0.20, 0.62, 0.32), (0.98, 0.80, 0.18), (0.08, 0.10, 0.12)
+    layers = []  # (mask, colour), later layers on top
+    thin = 0.022
+    body = _ellipse(u, v, 0.5, 0.55, 0.15, 0.22) | _disc(u, v, 0.5, 0.25, 0.12)
+    limbs = np.zeros_like(body)
+    for a, b in [((0.40, 0.44), (0.22, 0.34)), ((0.60, 0.44), (0.78, 0.34)),
+                 ((0.40, 0.68), (0.22, 0.80)), ((0.60, 0.68), (0.78, 0.80))]:  # fmt: skip
+        limbs |= _segment(u, v, a, b, thin)
+    tail = _segment(u, v, (0.5, 0.74), (0.56, 0.86), thin) | _segment(u, v, (0.56, 0.86), (0.70, 0.93), thin)
+    layers.append((body | limbs | tail, green))
+    spots = _disc(u, v, 0.45, 0.50, 0.045) | _disc(u, v, 0.56, 0.60, 0.045) | _disc(u, v, 0.46, 0.68, 0.04)
+    layers.append((spots, yellow))
+    layers.append((_disc(u, v, 0.44, 0.21, 0.025) | _disc(u, v, 0.56, 0.21, 0.025), dark))
+    rgba = np.zeros((n, n, 4), np.float64)
+    for mask, colour in layers:
+        rgba[mask, :3] = colour
+        rgba[mask, 3] = 1.0
+    rgba = rgba.reshape(size, supersample, size, supersample, 4).mean(axis=(1, 3))
+    return rgba.astype(np.float32)  # colour already premultiplied (transparent pixels are 0)
+
+
+IMAGES = ("uniform", "organism")
+
+
+def image_target(tcfg: dict, size: int) -> np.ndarray:
+    """(size, size, 3) float32 RGB target of an image task: a uniform ``color``, or the
+    :func:`organism` drawn to ``size`` (its premultiplied colour: black background)."""
+    kind = tcfg.get("image", "uniform")
+    if kind == "uniform":
+        return np.broadcast_to(
+            np.asarray(tcfg.get("color", [1.0, 0.0, 0.0]), np.float32), (size, size, 3)
+        ).copy()
+    if kind == "organism":
+        return organism(size)[..., :3]
+    raise ValueError(f"task.image must be one of {', '.join(IMAGES)}, got {kind!r}")
+
+
+def image_summary(loss: np.ndarray, epsilon: float) -> dict:
+    """An evaluation's numbers from its ``loss(trial, step)``: the final loss (mean over trials),
+    the loss of the start states, their ratio, the share of trials that came within
+    ``epsilon`` and the mean first step at which they did (-1 if none did)."""
+    loss = np.asarray(loss, np.float64)
+    below = loss < epsilon
+    reached = below.any(axis=1)
+    first = np.where(reached, below.argmax(axis=1), -1)
+    return {
+        "eval_loss_initial": float(loss[:, 0].mean()),
+        "eval_loss_final": float(loss[:, -1].mean()),
+        "eval_loss_ratio": float(loss[:, -1].mean() / loss[:, 0].mean()),
+        "reached_epsilon_fraction": float(reached.mean()),
+        "steps_to_epsilon_mean": float(first[reached].mean()) if reached.any() else -1.0,
+    }

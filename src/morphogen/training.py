@@ -33,6 +33,9 @@ class TrainState(NamedTuple):
     params: Any  # the trainable (floating-point) leaves of the model params
     opt_state: Any
     step: jax.Array  # int32 scalar: number of optimizer steps taken
+    # what a regime carries from one step to the next besides the params (the online regime:
+    # the state of its one trajectory and the spike count); None for the others
+    carry: Any = None
 
 
 # A step's training-method draws (the model's relax hook) come from fold_in(step key, this id),
@@ -281,6 +284,83 @@ def make_evolution_step(exp: Experiment, static, tcfg: dict) -> Callable:
     return train_step
 
 
+# --------------------------------------------------------------------------- online regime
+#
+# `training.regime: online` (seed 004): one long trajectory, trained one step at a time. Each
+# training step takes the trajectory's current state x (a constant of the step: the gradient is
+# cut between steps), runs one model step on it (the model's own small noise included) and
+# descends the task loss of the new state. A sample whose new state is within the task's
+# `epsilon` of the target gets a noise spike (std `spike_noise`) on that new state: the
+# trajectory goes on from a perturbed start, a new simulated trajectory. The trajectory state
+# and the spike count are the TrainState's carry, so a checkpoint resumes it bit for bit.
+
+
+def initial_carry(exp: Experiment, seed: int, tcfg: dict) -> dict:
+    """The online regime's start: ``batch`` start states of the task (stream ``trajectory``)."""
+    x = exp.task.initial_states(rng.stream(seed, "trajectory"), int(tcfg["batch"]))
+    # x: the state the next step starts from; out: the last step's output before any spike
+    return {"x": x, "out": x, "spikes": jnp.asarray(0, jnp.int32)}
+
+
+def make_online_step(exp: Experiment, static, tcfg: dict, optimizer) -> Callable:
+    """``train_step(state, key[, static]) -> (state, metrics)`` of the online regime (jitted)."""
+    task, mcfg = exp.task, exp.model_cfg
+    spike_noise = float(tcfg["spike_noise"])
+    if task.sample_loss is None or task.epsilon is None:
+        raise ValueError(f"training.regime online needs a task with an epsilon, not {task.name!r}")
+
+    @jax.jit
+    def jitted_step(state: TrainState, static, key):
+        k_step, k_spike = jax.random.split(key)
+        # The state that enters the step is data: no gradient reaches the steps that made it.
+        # The gradient of the loss reaches the params through this one step's update f(x).
+        x = jax.lax.stop_gradient(state.carry["x"])
+
+        def loss_fn(trainable):
+            new = exp.step(merge_params(trainable, static), x, k_step, mcfg)
+            per_sample = task.sample_loss(new)
+            return jnp.mean(per_sample), (new, per_sample)
+
+        (loss, (new, per_sample)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        upd, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, upd)
+        arrived = per_sample < task.epsilon
+        spiked = jnp.where(
+            arrived.reshape(-1, *([1] * (new.ndim - 1))),
+            new + spike_noise * jax.random.normal(k_spike, new.shape, new.dtype),
+            new,
+        )
+        spikes = state.carry["spikes"] + jnp.sum(arrived).astype(jnp.int32)
+        metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads), "spikes": spikes}
+        carry = {"x": spiked, "out": new, "spikes": spikes}
+        return TrainState(params, opt_state, state.step + 1, carry), metrics
+
+    bound = jax.tree.map(jnp.asarray, static)
+
+    def train_step(state: TrainState, key, static=None):
+        return jitted_step(state, bound if static is None else jax.tree.map(jnp.asarray, static), key)
+
+    return train_step
+
+
+def trace_frames(tcfg: dict) -> int:
+    """Snapshots of the online trajectory a run keeps: step 0 and every ``snapshot_every``-th
+    step (0: none)."""
+    every = int(tcfg.get("snapshot_every", 0))
+    return int(tcfg["steps"]) // every + 1 if every and tcfg.get("regime") == "online" else 0
+
+
+def load_trace(path: str | Path) -> dict | None:
+    """The snapshots of the training trajectory in a final checkpoint (``{"step": (n,),
+    "state": (n, ...)}``, the frames taken), or None for a run that kept none."""
+    arrays = checkpoint.read_arrays(path)
+    if "['trace']['step']" not in arrays:
+        return None
+    steps = arrays["['trace']['step']"]
+    taken = steps >= 0
+    return {"step": steps[taken], "state": arrays["['trace']['state']"][taken]}
+
+
 def final_trainable(state: TrainState, tcfg: dict):
     """The trained params of a run: the params, or the population's best (its first member)."""
     if tcfg.get("regime", "gradient") == "evolution":
@@ -315,7 +395,10 @@ def train(
     prov = provenance.record(experiment, seed, preset, exp_cfg)
     run_dir = Path(progress_dir) / prov["config_hash"]
 
-    evolution = tcfg.get("regime", "gradient") == "evolution"
+    regime = tcfg.get("regime", "gradient")
+    evolution, online = regime == "evolution", regime == "online"
+    if online and int(tcfg.get("restart_after", 0)):
+        raise ValueError("training.restart_after is not available with training.regime online")
     if evolution:
         trainable, static = init_population(exp, seed, tcfg)
         state = TrainState(
@@ -331,9 +414,13 @@ def train(
             return make_optimizer(tcfg["optimizer"], min(decay, steps_left))
 
         optimizer = optimizer_for(total)
-        state = TrainState(trainable, optimizer.init(trainable), jnp.asarray(0, jnp.int32))
-        metric_names = ["soft_loss"] + (["hard_loss", "hard_accuracy", "gap"] if exp.hard_step else [])
-        metric_names += ["grad_norm", "skipped_update"]
+        carry = initial_carry(exp, seed, tcfg) if online else None
+        state = TrainState(trainable, optimizer.init(trainable), jnp.asarray(0, jnp.int32), carry)
+        if online:
+            metric_names = ["loss", "grad_norm", "spikes"]
+        else:
+            metric_names = ["soft_loss"] + (["hard_loss", "hard_accuracy", "gap"] if exp.hard_step else [])
+            metric_names += ["grad_norm", "skipped_update"]
     metric_names += list(exp.task.metric_names)
     if exp.family.probe is not None:
         metric_names += list(
@@ -362,14 +449,24 @@ def train(
     if keep is not None and keep not in metric_names:
         raise ValueError(f"training.keep_best names {keep!r}, not a metric of this run: {metric_names}")
     kept = state.params if keep else None
+    # The online regime's snapshots of its trajectory (sample 0, the step's output before any
+    # spike): step 0 and every `snapshot_every`-th step; unfilled frames keep step -1.
+    n_frames = trace_frames(tcfg)
+    trace = None
+    if n_frames:
+        shape = state.carry["x"].shape[1:]
+        trace = {"step": np.full(n_frames, -1, np.int32), "state": np.zeros((n_frames, *shape), np.float32)}
+        trace["step"][0], trace["state"][0] = 0, np.asarray(state.carry["out"][0])
+    snapshot_every = int(tcfg.get("snapshot_every", 0))
+    max_spikes = int(tcfg.get("max_spikes", 0)) if online else 0
 
     start = attempt = attempt_start = 0
     last = checkpoint.latest(run_dir)
     if last is not None:
-        if keep:
-            (state, history, kept), meta = checkpoint.load(last, (state, history, kept))
-        else:
-            (state, history), meta = checkpoint.load(last, (state, history))
+        tree, meta = checkpoint.load(last, progress_tree(state, history, kept, trace))
+        state, history = tree[:2]
+        extras = tree[2] if len(tree) > 2 else {}
+        kept, trace = extras.get("kept", kept), extras.get("trace", trace)
         state = jax.tree.map(jnp.asarray, state)
         start = int(state.step)
         log(f"resuming {experiment} seed {seed} from {last} (step {start}/{total})")
@@ -382,9 +479,12 @@ def train(
     reached = restart_after and bool(np.any(history[goal["metric"]][attempt_start:start] >= goal["at_least"]))
     best_score = float(np.max(history[keep][:start])) if keep and start else -math.inf
 
-    train_step = (
-        make_evolution_step(exp, static, tcfg) if evolution else make_train_step(exp, static, tcfg, optimizer)
-    )
+    if evolution:
+        train_step = make_evolution_step(exp, static, tcfg)
+    elif online:
+        train_step = make_online_step(exp, static, tcfg, optimizer)
+    else:
+        train_step = make_train_step(exp, static, tcfg, optimizer)
     key_train = rng.stream(seed, "train")
     every = int(tcfg.get("checkpoint_every", max(1, total // 10)))
     log_every = int(tcfg.get("log_every", max(1, total // 50)))
@@ -420,6 +520,12 @@ def train(
         for k, v in metrics.items():
             history[k][i] = v
         done = end = i + 1
+        if trace is not None and done % snapshot_every == 0:
+            trace["step"][done // snapshot_every] = done
+            trace["state"][done // snapshot_every] = np.asarray(state.carry["out"][0])
+        if max_spikes and metrics["spikes"] >= max_spikes:
+            log(f"[{experiment} seed {seed}] step {done}: {max_spikes} noise spikes; stopping")
+            break
         if patience:
             streak = streak + 1 if metrics["hard_accuracy"] >= 1.0 else 0
             if streak >= patience:
@@ -447,9 +553,7 @@ def train(
             log(f"[{experiment} seed {seed}] step {done}/{total} {msg} ({rate:.3f} s/step, eta {eta:.0f} s)")
         if done % every == 0 and done < total:
             meta = {**prov, "step": done, **({"attempt": attempt} if attempt else {})}
-            checkpoint.save(
-                run_dir / f"step_{done:07d}", (state, history, kept) if keep else (state, history), meta
-            )
+            checkpoint.save(run_dir / f"step_{done:07d}", progress_tree(state, history, kept, trace), meta)
             for old in sorted(run_dir.glob("step_*"))[:-2]:
                 _remove_tree(old)
     elapsed = time.perf_counter() - t0
@@ -486,7 +590,15 @@ def train(
         "metadata": metadata,
         "timing": timing,
         "kept": best,  # keep_best: {"params", "step", "score"} of the kept step (None otherwise)
+        "trace": trace,  # online regime: snapshots of the trajectory (None otherwise)
     }
+
+
+def progress_tree(state: TrainState, history: dict, kept=None, trace=None) -> tuple:
+    """What an intermediate checkpoint holds: ``(state, history)``, and a dict of what else the
+    run keeps (``kept``: keep_best's params, ``trace``: the online trajectory's snapshots)."""
+    extras = {k: v for k, v in (("kept", kept), ("trace", trace)) if v is not None}
+    return (state, history, extras) if extras else (state, history)
 
 
 def _remove_tree(path: Path) -> None:

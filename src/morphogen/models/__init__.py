@@ -35,7 +35,7 @@ class Family(NamedTuple):
 
 
 # The families, each a module of this package with a module-level ``FAMILY``.
-FAMILIES = ("difflogic", "patterning")
+FAMILIES = ("difflogic", "patterning", "attention")
 
 
 def get(name: str) -> Family:
