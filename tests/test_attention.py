@@ -90,6 +90,18 @@ def test_a_zero_output_layer_changes_nothing_but_the_noise_and_the_noise_has_its
     assert delta.std() == pytest.approx(0.01, rel=0.03)  # 49,152 draws: a standard error of 0.3%
 
 
+def test_asynchronous_updates_leave_the_cells_that_do_not_fire_as_they_were():
+    cfg = {**MODEL, "init_output": "random", "noise": 0.0}
+    exp = training.build({**_experiment(size=16), "model": cfg, "update": {"mode": "async", "fire_rate": 0.5}})
+    params = training.init_params(exp, 0)
+    x = exp.task.initial_states(jax.random.key(1), 2)
+    y = exp.step(params, x, jax.random.key(2), cfg)
+    kept = np.all(np.asarray(y) == np.asarray(x), axis=-1)
+    assert 0.35 < kept.mean() < 0.65  # about half the cells fired
+    sync = attention.step(params, x, jax.random.key(2), cfg)
+    np.testing.assert_allclose(np.asarray(y)[~kept], np.asarray(sync)[~kept], rtol=1e-6)
+
+
 def test_the_parameter_count_includes_the_position_bias():
     params = attention.init(jax.random.key(0), {**MODEL, "heads": 2})
     n = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(params))

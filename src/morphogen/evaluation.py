@@ -272,4 +272,5 @@ def describe(ds: xr.Dataset) -> str:
     return ", ".join(
         [f"{ds.sizes['trial']} trials, {steps} steps"]
         + [f"{k} {float(last[k]):.4f}" for k in ds.data_vars if last[k].ndim == 0]
+        + [f"{k} {v:.4g}" for k, v in ds.attrs.get("summary", {}).items()]
     )

@@ -291,7 +291,9 @@ def make_evolution_step(exp: Experiment, static, tcfg: dict) -> Callable:
 # cut between steps), runs one model step on it (the model's own small noise included) and
 # descends the task loss of the new state. A sample whose new state is within the task's
 # `epsilon` of the target gets a noise spike (std `spike_noise`) on that new state: the
-# trajectory goes on from a perturbed start, a new simulated trajectory. The trajectory state
+# trajectory goes on from a perturbed start, a new simulated trajectory. (The design adds the
+# spike to the step's input, s_prev, which its next line replaces by s_next: no spike would
+# survive. Its source project adds it to the new state, as here.) The trajectory state
 # and the spike count are the TrainState's carry, so a checkpoint resumes it bit for bit.
 
 
