@@ -92,7 +92,9 @@ def test_a_zero_output_layer_changes_nothing_but_the_noise_and_the_noise_has_its
 
 def test_asynchronous_updates_leave_the_cells_that_do_not_fire_as_they_were():
     cfg = {**MODEL, "init_output": "random", "noise": 0.0}
-    exp = training.build({**_experiment(size=16), "model": cfg, "update": {"mode": "async", "fire_rate": 0.5}})
+    exp = training.build(
+        {**_experiment(size=16), "model": cfg, "update": {"mode": "async", "fire_rate": 0.5}}
+    )
     params = training.init_params(exp, 0)
     x = exp.task.initial_states(jax.random.key(1), 2)
     y = exp.step(params, x, jax.random.key(2), cfg)
