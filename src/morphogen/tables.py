@@ -92,6 +92,15 @@ def run_id(path: str | Path) -> tuple[str, int]:
     return p.parent.parent.name, int(p.parent.name.removeprefix("seed"))
 
 
+def histories_by_experiment(paths) -> dict[str, pd.DataFrame]:
+    """train.csv files, one frame per experiment with a ``seed`` column."""
+    out: dict[str, list] = {}
+    for p in paths:
+        exp, seed = run_id(p)
+        out.setdefault(exp, []).append(pd.read_csv(p).assign(seed=seed))
+    return {k: pd.concat(v, ignore_index=True) for k, v in out.items()}
+
+
 def models_table(histories, rollouts, recoveries=(), timings=()) -> pd.DataFrame:
     rows = []
     for h in histories:

@@ -40,6 +40,16 @@ def mean_colour_loss(target) -> float:
     return float(np.mean(np.square(t - t.mean(axis=(0, 1)))))
 
 
+def _image_row(subfig, images, titles) -> None:
+    """A row of states drawn as images, without ticks, each with its title."""
+    for ax, image, title in zip(np.atleast_1d(subfig.subplots(1, len(images))), images, titles):
+        ax.imshow(rgb(image), interpolation="nearest")
+        ax.set_title(title, fontsize=6)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.grid(False)
+
+
 def _spike_steps(hist: pd.DataFrame) -> np.ndarray:
     spikes = hist["spikes"].to_numpy()
     return hist["step"].to_numpy()[np.diff(spikes, prepend=0) > 0]
@@ -121,16 +131,9 @@ def build(histories: dict, rollouts: dict, models: pd.DataFrame, epsilon: dict):
         if snaps is not None:
             n = min(6, snaps.sizes["snapshot"])
             pick = np.unique(np.linspace(0, snaps.sizes["snapshot"] - 1, n).round().astype(int))
-            axes = snap_figs[col].subplots(1, len(pick) + 1)
-            for ax, k in zip(axes, pick):
-                ax.imshow(rgb(snaps["state"].isel(snapshot=int(k)).values), interpolation="nearest")
-                ax.set_title(f"step {int(snaps['snapshot_step'][k])}", fontsize=6)
-            axes[-1].imshow(rgb(target), interpolation="nearest")
-            axes[-1].set_title("target", fontsize=6)
-            for ax in axes:
-                ax.set_xticks([])
-                ax.set_yticks([])
-                ax.grid(False)
+            images = [snaps["state"].isel(snapshot=int(k)).values for k in pick] + [target]
+            titles = [f"step {int(snaps['snapshot_step'][k])}" for k in pick] + ["target"]
+            _image_row(snap_figs[col], images, titles)
             snap_figs[col].suptitle(f"(b) training trajectory, seed {seeds[0]}", fontsize=8)
 
         # (c) evaluation rollouts from fresh starts
@@ -150,18 +153,12 @@ def build(histories: dict, rollouts: dict, models: pd.DataFrame, epsilon: dict):
         ax.legend(loc="upper right", fontsize=6)
 
         # (d) final states of every seed next to the target
-        axes = final_figs[col].subplots(1, len(seeds) + 1)
-        for ax, seed in zip(axes, seeds):
-            ds = runs[seed]["scale1"]
-            frame_dim = ds["state"].dims[1]
-            ax.imshow(rgb(ds["state"].isel(trial=0, **{frame_dim: -1}).values), interpolation="nearest")
-            ax.set_title(f"seed {seed}: {float(ds['loss'].isel(trial=0, step=-1)):.2g}", fontsize=6)
-        axes[-1].imshow(rgb(target), interpolation="nearest")
-        axes[-1].set_title("target", fontsize=6)
-        for ax in axes:
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.grid(False)
+        finals = [runs[seed]["scale1"] for seed in seeds]
+        images = [ds["state"].isel({"trial": 0, ds["state"].dims[1]: -1}).values for ds in finals] + [target]
+        titles = [
+            f"seed {seed}: {float(ds['loss'].isel(trial=0, step=-1)):.2g}" for seed, ds in zip(seeds, finals)
+        ] + ["target"]
+        _image_row(final_figs[col], images, titles)
         final_figs[col].suptitle("(d) final evaluation state (trial 0) and its MSE", fontsize=8)
 
         m = models[models.experiment == exp]
@@ -258,11 +255,7 @@ def spike_frames(histories: dict, rollouts: dict, n_frames: int = 48) -> np.ndar
 
 def load(history_paths, rollout_paths, read_store, read_groups):
     """(histories, rollouts) of :func:`build` from train.csv and rollout.zarr paths."""
-    histories, rollouts = {}, {}
-    for p in history_paths:
-        exp, seed = tables.run_id(p)
-        histories.setdefault(exp, []).append(pd.read_csv(p).assign(seed=seed))
-    histories = {k: pd.concat(v, ignore_index=True) for k, v in histories.items()}
+    histories, rollouts = tables.histories_by_experiment(history_paths), {}
     for p in rollout_paths:
         exp, seed = tables.run_id(p)
         rollouts.setdefault(exp, {})[seed] = {g: read_store(p, group=g) for g in read_groups(p)}

@@ -198,11 +198,7 @@ def regulation_frames(histories: dict, n_frames: int = 40) -> np.ndarray:
 
 def load(history_paths, rollout_paths, read_store, read_groups):
     """(histories, rollouts) of :func:`build` from train.csv and rollout.zarr paths."""
-    histories, rollouts = {}, {}
-    for p in history_paths:
-        exp, seed = tables.run_id(p)
-        histories.setdefault(exp, []).append(pd.read_csv(p).assign(seed=seed))
-    histories = {k: pd.concat(v, ignore_index=True) for k, v in histories.items()}
+    histories, rollouts = tables.histories_by_experiment(history_paths), {}
     for p in rollout_paths:
         exp, seed = tables.run_id(p)
         groups = read_groups(p)

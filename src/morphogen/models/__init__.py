@@ -34,6 +34,17 @@ class Family(NamedTuple):
     curves: Callable | None = None
 
 
+def check_model_keys(cfg: dict, choices: dict | None = None, non_negative: tuple = ()) -> None:
+    """Raise ValueError naming the model key: ``choices`` maps a key to (allowed values, default),
+    ``non_negative`` names numeric keys that must be >= 0 (when given)."""
+    for key, (allowed, default) in (choices or {}).items():
+        if cfg.get(key, default) not in allowed:
+            raise ValueError(f"model.{key} must be one of {', '.join(allowed)}, got {cfg.get(key)!r}")
+    for key in non_negative:
+        if float(cfg.get(key, 0.0)) < 0:
+            raise ValueError(f"model.{key} must be >= 0, got {cfg[key]}")
+
+
 # The families, each a module of this package with a module-level ``FAMILY``.
 FAMILIES = ("difflogic", "patterning", "attention")
 

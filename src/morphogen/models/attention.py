@@ -38,7 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from morphogen.models import Family
+from morphogen.models import Family, check_model_keys
 
 INIT_OUTPUT = ("zero", "random")
 # The 3x3 neighbourhood, row-major; offset 4 is the cell itself.
@@ -60,12 +60,7 @@ def validate(cfg: dict) -> None:
     for key in ("channels", "heads", "width"):
         if key in cfg and int(cfg[key]) < 1:
             raise ValueError(f"model.{key} must be at least 1, got {cfg[key]}")
-    if float(cfg.get("noise", 0.0)) < 0:
-        raise ValueError(f"model.noise must be >= 0, got {cfg['noise']}")
-    if cfg.get("init_output", "zero") not in INIT_OUTPUT:
-        raise ValueError(
-            f"model.init_output must be one of {', '.join(INIT_OUTPUT)}, got {cfg.get('init_output')!r}"
-        )
+    check_model_keys(cfg, {"init_output": (INIT_OUTPUT, "zero")}, non_negative=("noise",))
 
 
 def init(key: jax.Array, cfg: dict) -> dict:

@@ -41,7 +41,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from morphogen.models import Family
+from morphogen.models import Family, check_model_keys
 
 BOUNDARIES = ("free", "fixed")
 INIT_OUTPUT = ("zero", "random")
@@ -58,20 +58,13 @@ def parameter_count(cfg: dict) -> dict[str, int]:
 
 def validate(cfg: dict) -> None:
     """Raise ValueError naming the model key when the model cannot be built."""
-    if cfg.get("boundary", "free") not in BOUNDARIES:
-        raise ValueError(
-            f"model.boundary must be one of {', '.join(BOUNDARIES)}, got {cfg.get('boundary')!r}"
-        )
+    check_model_keys(
+        cfg, {"boundary": (BOUNDARIES, "free"), "init_output": (INIT_OUTPUT, "zero")}, non_negative=("noise",)
+    )
     if int(cfg["cells"]) < 3:
         raise ValueError(f"model.cells must be at least 3, got {cfg['cells']}")
     if float(cfg["dt"]) <= 0:
         raise ValueError(f"model.dt must be > 0, got {cfg['dt']}")
-    if float(cfg.get("noise", 0.0)) < 0:
-        raise ValueError(f"model.noise must be >= 0, got {cfg['noise']}")
-    if cfg.get("init_output", "zero") not in INIT_OUTPUT:
-        raise ValueError(
-            f"model.init_output must be one of {', '.join(INIT_OUTPUT)}, got {cfg.get('init_output')!r}"
-        )
 
 
 def init(key: jax.Array, cfg: dict) -> dict:
