@@ -88,6 +88,14 @@ def save_gif(frames, path: str | Path, *, fps: int = 12, upscale: int = 4, damag
     iio.imwrite(path, rgb, extension=".gif", duration=1000 / fps, loop=0)
 
 
+def rendered(fig) -> np.ndarray:
+    """A figure drawn to an RGB array (H, W, 3) uint8, closed afterwards: a frame of a GIF."""
+    fig.canvas.draw()
+    frame = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    plt.close(fig)
+    return frame
+
+
 def save_frames_gif(frames, path: str | Path, *, fps: int = 8) -> None:
     """Animate rendered RGB frames (T, H, W, 3) uint8 (e.g. a curve drawn per training step)."""
     import imageio.v3 as iio

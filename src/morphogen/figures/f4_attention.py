@@ -247,9 +247,7 @@ def spike_frames(histories: dict, rollouts: dict, n_frames: int = 48) -> np.ndar
             ax.set_xticks([])
             ax.set_yticks([])
             ax.grid(False)
-        fig.canvas.draw()
-        frames.append(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
-        plt.close(fig)
+        frames.append(plots.rendered(fig))
     return np.stack(frames)
 
 

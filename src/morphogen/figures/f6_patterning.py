@@ -190,9 +190,7 @@ def regulation_frames(histories: dict, n_frames: int = 40) -> np.ndarray:
         ax.set_xlabel("neighbour mean sbar")
         ax.set_ylabel("f(sbar)")
         ax.legend(loc="upper right", fontsize=6)
-        fig.canvas.draw()
-        frames.append(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
-        plt.close(fig)
+        frames.append(plots.rendered(fig))
     return np.stack(frames)
 
 
