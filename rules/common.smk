@@ -105,6 +105,7 @@ FIGURE_EXPERIMENTS = {
     "F2_self_healing": ["checkerboard_sync", "checkerboard_async"],
     "F6_patterning_bp_vs_es": ["patterning_backprop", "patterning_es"],
     "F4_attention_online": ["attention_uniform", "attention_online"],
+    "F3_growing_regeneration": ["growing_sync", "growing_async"],
 }
 
 # Figures that compare training methods on an equal budget of simulated trajectories: the
@@ -158,6 +159,22 @@ def _check_models():
 FIGURE_SCALES = {"F1_checkerboard_sync": [1, 4]}
 
 
+def growth_threshold(wildcards=None):
+    """F3's growth bar and recovery threshold: the recovery_threshold of every damage protocol
+    its experiments run, which must be one value."""
+    values = {
+        float(config["damage_protocols"][p].get("recovery_threshold", 0.0))
+        for e in FIGURE_EXPERIMENTS["F3_growing_regeneration"]
+        for p in EXPERIMENTS[e]["evaluation"].get("damage", [])
+    }
+    if len(values) != 1:
+        raise WorkflowError(
+            "figure F3_growing_regeneration draws one recovery threshold, but the damage_protocols of "
+            f"its experiments set recovery_threshold to {sorted(values)}"
+        )
+    return values.pop()
+
+
 def _check_edges():
     """Values that each pass the schema but do not fit together, before any job."""
     from morphogen import evaluation
@@ -182,6 +199,22 @@ def _check_edges():
                     f"config key experiments.{name}.task: training.regime online needs a task with an "
                     f"epsilon (an image task), not {exp['task']['name']!r}"
                 )
+        if training.get("regime") == "pool":
+            checks = [
+                (training.get("restart_after", 0), "restart_after", "restarts are not available with training.regime pool"),
+                ("pool_size" not in training, "pool_size", "training.regime pool needs a pool_size"),
+                (training.get("pool_size", 0) < training["batch"], "batch",
+                 f"batch={training['batch']} is larger than pool_size={training.get('pool_size')}"),
+                (training.get("damage_n", 0) >= training["batch"], "damage_n",
+                 f"damage_n={training.get('damage_n')} must be smaller than batch={training['batch']}"),
+                (training.get("rollout_min", 1) > training["rollout_steps"], "rollout_min",
+                 f"rollout_min={training.get('rollout_min')} is larger than rollout_steps={training['rollout_steps']}"),
+                (exp["task"]["name"] not in ("growth", "image"), "regime",
+                 f"training.regime pool needs a task with a loss per sample (growth, image), not {exp['task']['name']!r}"),
+            ]
+            for bad, key, why in checks:
+                if bad:
+                    raise WorkflowError(f"config key experiments.{name}.training.{key}: {why}")
         if training.get("loss_steps", 1) > training["rollout_steps"]:
             raise WorkflowError(
                 f"config key experiments.{name}.training.loss_steps={training['loss_steps']} is larger "
@@ -195,6 +228,8 @@ def _check_edges():
                     f"config key damage_protocols.{protocol_name}.size={protocol['size']} is larger than "
                     f"its {grid}x{grid} grid on experiments.{name}"
                 )
+    if "F3_growing_regeneration" in config["figures"]:
+        growth_threshold()
     for fig in config["figures"]:
         if fig in EQUAL_BUDGET:
             budgets = {
@@ -411,6 +446,13 @@ def train_timings(experiments=None):
 def damage_experiments(experiments=None):
     """The experiments (of the figures, by default) that list damage protocols."""
     return [e for e in (experiments or figure_experiments()) if EXPERIMENTS[e]["evaluation"].get("damage")]
+
+
+def comparison_pairs(wildcards=None):
+    """The configured recovery comparisons [numerator, denominator] whose experiments both have
+    damage runs among the figures' experiments."""
+    present = set(damage_experiments())
+    return [list(p) for p in config["comparison"].get("pairs", []) if set(p) <= present]
 
 
 def damage_protocols_for(wildcards):

@@ -45,9 +45,8 @@ rule compare_recovery:
             labels={"table": "recovery comparison", "rows": "one per damage protocol, metric"},
         ),
     params:
-        # the ratio reported: numerator / denominator
-        numerator="checkerboard_async",
-        denominator="checkerboard_sync",
+        # the ratios reported: numerator / denominator, per pair whose runs are there
+        pairs=comparison_pairs,
         learned_only=config["comparison"]["learned_only"],
     log:
         str(RESULTS / "logs" / "compare_recovery.log"),

@@ -149,3 +149,47 @@ rule figure_F4:
         "../envs/cpu.yaml"
     script:
         "../workflow_scripts/figure_F4.py"
+
+
+rule figure_F3:
+    """F3: growing NCA, sync- vs async-trained: growth, damage and regrowth."""
+    input:
+        sources("figure_F3.py"),
+        histories=runs("train.csv", FIGURE_EXPERIMENTS["F3_growing_regeneration"]),
+        rollouts=runs("rollout.zarr", FIGURE_EXPERIMENTS["F3_growing_regeneration"]),
+        recoveries=runs("recovery.zarr", FIGURE_EXPERIMENTS["F3_growing_regeneration"]),
+        summary=str(RESULTS / "tables" / "recovery_summary.csv"),
+        comparison=str(RESULTS / "tables" / "recovery_comparison.csv"),
+        models=str(RESULTS / "tables" / "models.csv"),
+    output:
+        png=report(
+            str(RESULTS / "figures" / "F3_growing_regeneration.png"),
+            caption="../report/F3_growing_regeneration.rst",
+            category="F3 growing NCA",
+            labels={"figure": "F3", "kind": "static", "model": "sync- vs async-trained"},
+        ),
+        pdf=str(RESULTS / "figures" / "F3_growing_regeneration.pdf"),
+        gif_sync=report(
+            str(RESULTS / "figures" / "F3_growing_sync.gif"),
+            caption="../report/F3_growing_regeneration.rst",
+            category="F3 growing NCA",
+            labels={"figure": "F3", "kind": "animation", "model": "sync-trained"},
+        ),
+        gif_async=report(
+            str(RESULTS / "figures" / "F3_growing_async.gif"),
+            caption="../report/F3_growing_regeneration.rst",
+            category="F3 growing NCA",
+            labels={"figure": "F3", "kind": "animation", "model": "async-trained"},
+        ),
+        numbers=str(RESULTS / "figures" / "F3_growing_regeneration.numbers.rst"),
+    params:
+        # the growth bar and recovery threshold: the self-healing protocols' (one value)
+        threshold=growth_threshold,
+        # read by the report caption when the report is built (see report_numbers)
+        numbers=report_numbers,
+    log:
+        str(RESULTS / "logs" / "figures" / "F3_growing_regeneration.log"),
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../workflow_scripts/figure_F3.py"

@@ -18,7 +18,7 @@ per_trial = tables.recovery_per_trial(
 )
 summary = tables.recovery_summary(per_trial)
 tables.write_csv(summary, sm.output.summary)
-comparison = tables.recovery_comparison(per_trial, sm.params.numerator, sm.params.denominator)
+comparison = tables.recovery_comparisons(per_trial, sm.params.pairs)
 tables.write_csv(comparison, sm.output.comparison)
 left = per_trial.loc[~per_trial["learned"], ["experiment", "seed"]].drop_duplicates()
 for exp, seed in left.itertuples(index=False):

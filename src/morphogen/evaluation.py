@@ -131,7 +131,7 @@ def evaluation_grid(exp_cfg: dict, scale: int) -> int | None:
     None for a task without a grid."""
     if "size" not in exp_cfg["task"]:  # not a grid task
         return None
-    grid = int(exp_cfg["task"]["size"]) * scale
+    grid = tasks.grid_side(exp_cfg["task"]) * scale
     if exp_cfg["evaluation"].get("match_border", True):
         grid = matched_grid(exp_cfg["task"], grid)
     return grid
@@ -140,7 +140,7 @@ def evaluation_grid(exp_cfg: dict, scale: int) -> int | None:
 def protocol_grid(task_cfg: dict, protocol: dict) -> int:
     """The side of a damage protocol's grid: ``scale`` x the training grid, or ``grid``, by
     default matched to the training grid's border (``match_border``, see :func:`matched_grid`)."""
-    size = int(task_cfg["size"])
+    size = tasks.grid_side(task_cfg)
     if "grid" not in protocol:
         return size * int(protocol.get("scale", 1))
     grid = int(protocol["grid"])
@@ -159,18 +159,22 @@ def recovery_dataset(
 ) -> xr.Dataset:
     """Damage-recovery trials: form the pattern, then damage it and keep running.
 
-    Each trial starts from random cells, runs ``warmup`` steps (the pattern forms), then
-    ``steps`` more steps with the protocol's damage applied after each update. Holds
-    ``error(trial, step)`` (sum over cells of |channel 0 - target| after step and damage) for
-    every step, ``frames(trial, frame_step, y, x)`` of channel 0 for the first
-    ``frame_trials`` trials, and ``damage(trial, frame_step, y, x)`` for the same frames.
-    The protocol's ``inference`` is ``"model"`` (the model's own update mode, the default),
-    ``"sync"`` or ``"async"`` (with the protocol's ``fire_rate``, default 0.6).
+    Each trial starts from the task's start state (random cells, or the growing NCA's seed),
+    runs ``warmup`` steps (the pattern forms), then ``steps`` more steps with the protocol's
+    damage applied after each update. Holds ``error(trial, step)`` (the task's ``damage_error``:
+    for the checkerboard the sum over cells of |channel 0 - target|, for growth the mean squared
+    RGBA error) for every step, ``frames(trial, frame_step, y, x[, colour])`` (the task's
+    ``frame``: channel 0, or RGBA) for the first ``frame_trials`` trials, and ``damage(trial,
+    frame_step, y, x)`` for the same frames. The protocol's ``inference`` is ``"model"`` (the
+    model's own update mode, the default), ``"other"`` (the other one), ``"sync"`` or ``"async"``
+    (async with the protocol's ``fire_rate``, default 0.6). A trial has recovered once its
+    error is back at or below ``recovery_threshold`` (default 0: exact) after the damage ends;
+    the store's attrs carry it for the tables.
     """
-    size = int(exp_cfg["task"]["size"])
+    size = tasks.grid_side(exp_cfg["task"])
     grid = protocol_grid(exp_cfg["task"], protocol)
-    task = tasks.make({**exp_cfg["task"], "size": grid}, channels=exp.family.channels(exp.model_cfg))
-    h, w = task.target.shape
+    task = tasks.make(exp_cfg["task"], channels=exp.family.channels(exp.model_cfg), grid=grid)
+    h, w = task.target.shape[:2]
     n_trials = int(protocol["trials"])
     # By default the pattern gets as many steps to form as training gave it, scaled with the grid.
     default_warmup = -(-exp_cfg["training"]["rollout_steps"] * grid // size)
@@ -183,13 +187,13 @@ def recovery_dataset(
 
     inference = protocol.get("inference", "model")
     fire_rate = float(protocol.get("fire_rate", 0.6))
-    mode = exp_cfg["update"]["mode"] if inference == "model" else inference
+    own = exp_cfg["update"]["mode"]
+    mode = {"model": own, "other": "sync" if own == "async" else "async"}.get(inference, inference)
     rate = exp_cfg["update"].get("fire_rate", fire_rate) if inference == "model" else fire_rate
     hard = exp.hard_step is not None
     base = exp.family.hard_step if hard else exp.family.step
-    step = updates.wrap(base, mode, rate)
+    step = updates.wrap(base, mode, rate, exp.family.post)
     run_params = exp.family.harden(params) if hard else params
-    target = jnp.asarray(task.target)
     root = jax.random.fold_in(rng.stream(seed, "damage"), _name_id(protocol_name))
 
     def trial(run_params, root, i):
@@ -202,12 +206,12 @@ def recovery_dataset(
             x = step(run_params, x, jax.random.fold_in(k_run, t), exp.model_cfg)
             m = damage.mask_at(protocol, k_damage, t, h, w)
             x = damage.apply(x, m)
-            return x, (damage.recovery_error(x, target)[0], x[0, ..., 0], m)
+            return x, (task.damage_error(x)[0], task.frame(x)[0], m)
 
-        x0_err = damage.recovery_error(x, target)[0]
+        x0_err = task.damage_error(x)[0]
         _, (err, states, masks) = jax.lax.scan(body, x, jnp.arange(n_steps))
         err = jnp.concatenate([x0_err[None], err])
-        states = jnp.concatenate([x[0, ..., 0][None], states])
+        states = jnp.concatenate([task.frame(x)[0][None], states])
         masks = jnp.concatenate([jnp.zeros((1, h, w)), masks])
         return err, states[frame_steps], masks[frame_steps]
 
@@ -215,18 +219,19 @@ def recovery_dataset(
     run = jax.jit(jax.vmap(trial, in_axes=(None, None, 0)))
     err, frames, masks = jax.device_get(run(run_params, root, jnp.arange(n_trials)))
     dtype = np.uint8 if hard else np.float32
+    colour = ("colour",) if frames.ndim == 5 else ()
     return xr.Dataset(
         {
             "error": (("trial", "step"), np.asarray(err, np.float32)),
             "frames": (
-                ("frame_trial", "frame_step", "y", "x"),
+                ("frame_trial", "frame_step", "y", "x", *colour),
                 np.asarray(frames[:n_frame_trials]).astype(dtype),
             ),
             "damage": (
                 ("frame_trial", "frame_step", "y", "x"),
                 np.asarray(masks[:n_frame_trials]).astype(np.uint8),
             ),
-            "target": (("y", "x"), task.target.astype(np.float32)),
+            "target": (("y", "x", "colour")[: task.target.ndim], task.target.astype(np.float32)),
         },
         coords={
             "trial": np.arange(n_trials),
@@ -243,6 +248,8 @@ def recovery_dataset(
             "fire_rate": float(rate if mode == "async" else 1.0),
             "warmup_steps": warmup,
             "damage_end": min(damage.damage_end(protocol), n_steps),
+            "recovery_threshold": float(protocol.get("recovery_threshold", 0.0)),
+            "error_cells": int(task.error_cells),
         },
     )
 

@@ -152,8 +152,10 @@ def recovery_errors(paths) -> tuple[pd.DataFrame, dict]:
             frames.append(err)
             facts[(experiment, protocol)] = {
                 "damage_end": int(ds.attrs["damage_end"]),
-                "cells": int(ds.sizes["y"] * ds.sizes["x"]),
+                # what the error sums over (1: it is a mean already), for an error per cell
+                "cells": int(ds.attrs.get("error_cells", ds.sizes["y"] * ds.sizes["x"])),
                 "inference": ds.attrs["inference"],
+                "threshold": float(ds.attrs.get("recovery_threshold", 0.0)),
             }
     cols = ["experiment", "seed", "protocol", "trial", "step", "error"]
     df = pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
@@ -172,8 +174,9 @@ def learned_runs(histories) -> dict[tuple[str, int], bool]:
 
 
 def recovery_per_trial(errors: pd.DataFrame, facts: dict, learned: dict | None = None) -> pd.DataFrame:
-    """Per trial: steps to recover (error back to 0 after the damage ends; NaN if never or if
-    the damage never ends), area under the error curve after damage starts, final error, and
+    """Per trial: steps to recover (error back at or below the protocol's recovery threshold, 0
+    for the exact checkerboard, after the damage ends; NaN if never or if the damage never
+    ends), area under the error curve after damage starts (sum over steps), final error, and
     whether the run learned its pattern (``learned``, see `learned_runs`; default yes)."""
     learned = learned or {}
     rows = []
@@ -184,7 +187,7 @@ def recovery_per_trial(errors: pd.DataFrame, facts: dict, learned: dict | None =
         end = facts[(exp, protocol)]["damage_end"]
         steps = np.nan
         if end < len(err):
-            zero = np.flatnonzero(err[end:] == 0)
+            zero = np.flatnonzero(err[end:] <= facts[(exp, protocol)]["threshold"])
             steps = float(zero[0]) if len(zero) else np.nan
         rows.append(
             {
@@ -286,6 +289,13 @@ def recovery_comparison(per_trial: pd.DataFrame, numerator: str, denominator: st
             )
     # Columns even with no rows (no model, or no run that learned, to compare): a readable CSV.
     return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
+
+
+def recovery_comparisons(per_trial: pd.DataFrame, pairs) -> pd.DataFrame:
+    """:func:`recovery_comparison` of each [numerator, denominator] pair, one table."""
+    parts = [recovery_comparison(per_trial, a, b) for a, b in pairs]
+    parts = [p for p in parts if not p.empty]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=COMPARISON_COLUMNS)
 
 
 def recovery_model_rows(per_trial: pd.DataFrame) -> list[dict]:

@@ -86,6 +86,12 @@ class Task(NamedTuple):
     summary: Callable | None = None
     # a state whose sample loss is below this has arrived at the target (image tasks)
     epsilon: float | None = None
+    # damage recovery (grid tasks): state (batch, H, W, C) -> (batch,) the error a damage trial
+    # records, and -> (batch, H, W[, colour]) what its frames show; `error_cells` is the number
+    # of cells the error sums over (1 for a mean), for an error per cell
+    damage_error: Callable | None = None
+    frame: Callable | None = None
+    error_cells: int = 1
 
 
 def make(tcfg: dict, *, channels: int, scale: int = 1, grid: int | None = None) -> Task:
@@ -110,6 +116,9 @@ def make(tcfg: dict, *, channels: int, scale: int = 1, grid: int | None = None) 
                 "phase_accuracy": jax.vmap(lambda x: best_phase_accuracy(x, phases))(traj).T,
             },
             score_dims={"accuracy": ("trial", "step"), "phase_accuracy": ("trial", "step")},
+            damage_error=lambda x: jnp.sum(jnp.abs(x[..., 0] - t), axis=(-2, -1)),
+            frame=lambda x: x[..., 0],
+            error_cells=size * size,
         )
     if name == "patterning":
         lo, hi = (float(v) for v in tcfg.get("initial", [0.4, 0.6]))
@@ -160,7 +169,72 @@ def make(tcfg: dict, *, channels: int, scale: int = 1, grid: int | None = None) 
             summary=lambda s: image_summary(s["loss"], epsilon),
             epsilon=epsilon,
         )
-    raise ValueError(f"unknown task {name!r}; known: checkerboard, patterning, image")
+    if name == "growth":
+        side = int(grid) if grid is not None else grid_side(tcfg) * scale
+        target = growth_target(tcfg, side)  # (side, side, 4)
+        t = jnp.asarray(target)
+
+        def sample_loss(final):
+            """(batch,): mean squared error of RGBA against the target (the reference's loss)."""
+            return jnp.mean(jnp.square(final[..., :4] - t), axis=(-3, -2, -1))
+
+        return Task(
+            name=name,
+            target=target,
+            initial_states=lambda key, batch: seed_states(batch, side, channels),
+            loss=lambda final: jnp.mean(sample_loss(final)),
+            sample_loss=sample_loss,
+            scores=lambda traj: {"loss": jax.vmap(sample_loss)(traj).T},
+            score_dims={"loss": ("trial", "step")},
+            summary=lambda s: growth_summary(s["loss"]),
+            damage_error=sample_loss,
+            frame=lambda x: x[..., :4],
+        )
+    raise ValueError(f"unknown task {name!r}; known: {', '.join(TASKS)}")
+
+
+TASKS = ("checkerboard", "patterning", "image", "growth")
+
+
+def grid_side(tcfg: dict) -> int:
+    """The side of a grid task's training grid: ``size``, or for ``growth`` the target's
+    ``size`` plus ``padding`` on each side."""
+    if tcfg["name"] == "growth":
+        return int(tcfg["size"]) + 2 * int(tcfg.get("padding", 16))
+    return int(tcfg["size"])
+
+
+def seed_states(batch: int, side: int, channels: int):
+    """The growing NCA's start: an empty grid with one living cell at the centre (alpha and
+    hidden channels 1, colour 0)."""
+    x = jnp.zeros((batch, side, side, channels), jnp.float32)
+    return x.at[:, side // 2, side // 2, 3:].set(1.0)
+
+
+def growth_target(tcfg: dict, side: int) -> np.ndarray:
+    """(side, side, 4) RGBA target of the growth task: the :func:`organism` drawn at ``size``,
+    centred on an empty grid of ``side``."""
+    kind = tcfg.get("image", "organism")
+    if kind != "organism":
+        raise ValueError(f"task.image must be organism for task growth, got {kind!r}")
+    size = int(tcfg["size"])
+    if size > side:
+        raise ValueError(f"task.size {size} does not fit a grid of {side}")
+    out = np.zeros((side, side, 4), np.float32)
+    top = (side - size) // 2
+    out[top : top + size, top : top + size] = organism(size)
+    return out
+
+
+def growth_summary(loss: np.ndarray) -> dict:
+    """A growth evaluation's numbers from its ``loss(trial, step)``: the loss at the end (mean and
+    worst trial) and at the start (the seed)."""
+    loss = np.asarray(loss, np.float64)
+    return {
+        "growth_loss_final": float(loss[:, -1].mean()),
+        "growth_loss_final_max": float(loss[:, -1].max()),
+        "growth_loss_initial": float(loss[:, 0].mean()),
+    }
 
 
 # --------------------------------------------------------------------------- patterning utility

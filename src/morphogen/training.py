@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from morphogen import checkpoint, models, provenance, rng, tasks, updates
+from morphogen import checkpoint, damage, models, provenance, rng, tasks, updates
 
 
 class TrainState(NamedTuple):
@@ -69,8 +69,8 @@ def merge_params(trainable, static):
 
 
 def make_optimizer(ocfg: dict, total_steps: int) -> optax.GradientTransformation:
-    """clip (element-wise value) and/or clip_norm (global norm) + AdamW, with a constant or
-    cosine learning rate."""
+    """Optional per-tensor gradient normalisation, clip (element-wise value) and/or clip_norm
+    (global norm), then AdamW, with a constant, cosine or piecewise-constant learning rate."""
     lr = ocfg["lr"]
     schedule = ocfg.get("schedule", "constant")
     if schedule == "constant":
@@ -84,9 +84,17 @@ def make_optimizer(ocfg: dict, total_steps: int) -> optax.GradientTransformation
             decay_steps=total_steps,
             end_value=lr * ocfg.get("final_lr_fraction", 0.1),
         )
+    elif schedule == "piecewise":  # the growing NCA's: lr, then x decay_factor at each decay_at
+        factor = float(ocfg.get("decay_factor", 0.1))
+        lr_fn = optax.piecewise_constant_schedule(lr, {int(b): factor for b in ocfg.get("decay_at", [])})
     else:
-        raise ValueError(f"training.optimizer.schedule must be 'constant' or 'cosine', got {schedule!r}")
+        raise ValueError(
+            f"training.optimizer.schedule must be 'constant', 'cosine' or 'piecewise', got {schedule!r}"
+        )
     parts = []
+    if ocfg.get("normalize_gradients", False):
+        # each gradient tensor divided by its norm (the growing NCA's reference)
+        parts.append(optax.stateless(lambda g, _: jax.tree.map(lambda t: t / (jnp.linalg.norm(t) + 1e-8), g)))
     if ocfg.get("clip") is not None:
         parts.append(optax.clip(float(ocfg["clip"])))
     if ocfg.get("clip_norm") is not None:
@@ -115,8 +123,8 @@ def build(exp_cfg: dict) -> Experiment:
     task = tasks.make(exp_cfg["task"], channels=family.channels(mcfg))
     ucfg = exp_cfg.get("update", {"mode": "sync"})
     mode, fire_rate = ucfg["mode"], ucfg.get("fire_rate", 1.0)
-    step = updates.wrap(family.step, mode, fire_rate)
-    hard = updates.wrap(family.hard_step, mode, fire_rate) if family.hard_step else None
+    step = updates.wrap(family.step, mode, fire_rate, family.post)
+    hard = updates.wrap(family.hard_step, mode, fire_rate, family.post) if family.hard_step else None
     return Experiment(family, mcfg, task, step, hard)
 
 
@@ -345,6 +353,71 @@ def make_online_step(exp: Experiment, static, tcfg: dict, optimizer) -> Callable
     return train_step
 
 
+# --------------------------------------------------------------------------- pool regime
+#
+# `training.regime: pool` (the growing NCA's "persistent" and "regenerating" training): a pool
+# of `pool_size` states, all the seed at first, is the TrainState's carry. Each step samples
+# `batch` of them without replacement, sorts them by loss (highest first), replaces the
+# highest-loss one with the seed, zeroes a random circle in each of the `damage_n` lowest-loss
+# ones, rolls the batch out for a random number of steps in [rollout_min, rollout_steps],
+# descends the mean task loss of the final states, and writes the final states back to the pool
+# slots they came from. The pool is in every checkpoint, so a resumed run is bit-identical.
+
+
+def initial_pool(exp: Experiment, seed: int, tcfg: dict) -> dict:
+    """The pool regime's start: ``pool_size`` copies of the task's start state."""
+    return {"pool": exp.task.initial_states(rng.stream(seed, "pool"), int(tcfg["pool_size"]))}
+
+
+def make_pool_step(exp: Experiment, static, tcfg: dict, optimizer) -> Callable:
+    """``train_step(state, key[, static]) -> (state, metrics)`` of the pool regime (jitted)."""
+    task, mcfg = exp.task, exp.model_cfg
+    batch, pool_size = int(tcfg["batch"]), int(tcfg["pool_size"])
+    longest, shortest = int(tcfg["rollout_steps"]), int(tcfg.get("rollout_min", tcfg["rollout_steps"]))
+    n_damage = int(tcfg.get("damage_n", 0))
+    radius = tuple(float(r) for r in tcfg.get("damage_radius", [0.1, 0.4]))
+    if task.sample_loss is None:
+        raise ValueError(f"training.regime pool needs a task with a per-sample loss, not {task.name!r}")
+    if not 0 <= n_damage < batch:
+        raise ValueError(f"training.damage_n must be in [0, batch), got {n_damage} for batch {batch}")
+    if batch > pool_size:
+        raise ValueError(f"training.batch {batch} is larger than training.pool_size {pool_size}")
+
+    @jax.jit
+    def jitted_step(state: TrainState, static, key):
+        k_pick, k_damage, k_len, k_roll = jax.random.split(key, 4)
+        pool = state.carry["pool"]
+        picked = jax.random.permutation(k_pick, pool_size)[:batch]
+        order = jnp.argsort(-task.sample_loss(pool[picked]), stable=True)
+        picked = picked[order]
+        x = pool[picked].at[0].set(task.initial_states(k_pick, 1)[0])
+        if n_damage:
+            _, h, w, _ = x.shape
+            masks = damage.random_circles(k_damage, n_damage, h, w, radius)
+            x = x.at[batch - n_damage :].set(damage.apply(x[batch - n_damage :], masks))
+        length = jax.random.randint(k_len, (), shortest, longest + 1)
+
+        def loss_fn(trainable):
+            params = merge_params(trainable, static)
+            final = updates.rollout(exp.step, params, x, k_roll, mcfg, longest, remat=True, length=length)
+            per_sample = task.sample_loss(final)
+            return jnp.mean(per_sample), final
+
+        (loss, final), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        upd, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, upd)
+        pool = pool.at[picked].set(final)
+        metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads), "rollout_length": length}
+        return TrainState(params, opt_state, state.step + 1, {"pool": pool}), metrics
+
+    bound = jax.tree.map(jnp.asarray, static)
+
+    def train_step(state: TrainState, key, static=None):
+        return jitted_step(state, bound if static is None else jax.tree.map(jnp.asarray, static), key)
+
+    return train_step
+
+
 def trace_frames(tcfg: dict) -> int:
     """Snapshots of the online trajectory a run keeps: step 0 and every ``snapshot_every``-th
     step (0: none)."""
@@ -398,9 +471,9 @@ def train(
     run_dir = Path(progress_dir) / prov["config_hash"]
 
     regime = tcfg.get("regime", "gradient")
-    evolution, online = regime == "evolution", regime == "online"
-    if online and int(tcfg.get("restart_after", 0)):
-        raise ValueError("training.restart_after is not available with training.regime online")
+    evolution, online, pooled = regime == "evolution", regime == "online", regime == "pool"
+    if (online or pooled) and int(tcfg.get("restart_after", 0)):
+        raise ValueError(f"training.restart_after is not available with training.regime {regime}")
     if evolution:
         trainable, static = init_population(exp, seed, tcfg)
         state = TrainState(
@@ -416,10 +489,14 @@ def train(
             return make_optimizer(tcfg["optimizer"], min(decay, steps_left))
 
         optimizer = optimizer_for(total)
-        carry = initial_carry(exp, seed, tcfg) if online else None
+        carry = (
+            initial_carry(exp, seed, tcfg) if online else initial_pool(exp, seed, tcfg) if pooled else None
+        )
         state = TrainState(trainable, optimizer.init(trainable), jnp.asarray(0, jnp.int32), carry)
         if online:
             metric_names = ["loss", "grad_norm", "spikes"]
+        elif pooled:
+            metric_names = ["loss", "grad_norm", "rollout_length"]
         else:
             metric_names = ["soft_loss"] + (["hard_loss", "hard_accuracy", "gap"] if exp.hard_step else [])
             metric_names += ["grad_norm", "skipped_update"]
@@ -485,6 +562,8 @@ def train(
         train_step = make_evolution_step(exp, static, tcfg)
     elif online:
         train_step = make_online_step(exp, static, tcfg, optimizer)
+    elif pooled:
+        train_step = make_pool_step(exp, static, tcfg, optimizer)
     else:
         train_step = make_train_step(exp, static, tcfg, optimizer)
     key_train = rng.stream(seed, "train")

@@ -27,8 +27,17 @@ def fire_mask(key: jax.Array, state_shape: tuple[int, ...], fire_rate: float, dt
     return (jax.random.uniform(key, (*state_shape[:-1], 1)) <= fire_rate).astype(dtype)
 
 
-def wrap(step: Step, mode: str, fire_rate: float = 1.0) -> Step:
-    """The model ``step`` updated synchronously or with per-cell fire-rate masking."""
+def wrap(step: Step, mode: str, fire_rate: float = 1.0, post: Callable | None = None) -> Step:
+    """The model ``step`` updated synchronously or with per-cell fire-rate masking, then
+    ``post(before, after, cfg)`` for every cell (a family's rule that holds whether a cell fired
+    or not, e.g. the growing NCA's alive masking), if given."""
+    if post is not None:
+        inner = wrap(step, mode, fire_rate)
+
+        def with_post(params, state, key, cfg):
+            return post(state, inner(params, state, key, cfg), cfg)
+
+        return with_post
     if mode == "sync":
         return step
     if mode != "async":
@@ -45,16 +54,32 @@ def wrap(step: Step, mode: str, fire_rate: float = 1.0) -> Step:
     return async_step
 
 
-def rollout(step: Step, params, state, key: jax.Array, cfg, n_steps: int, *, trajectory=False, remat=False):
+def rollout(
+    step: Step,
+    params,
+    state,
+    key: jax.Array,
+    cfg,
+    n_steps: int,
+    *,
+    trajectory=False,
+    remat=False,
+    length=None,
+):
     """Run ``n_steps`` steps (a scan); step t draws from ``fold_in(key, t)``.
 
     Returns the final state, and with ``trajectory=True`` also the states after every step,
     stacked on a leading axis. ``remat`` recomputes each step in the backward pass instead of
-    storing its activations (less memory and, on CPU, faster).
+    storing its activations (less memory and, on CPU, faster). ``length`` (a traced integer at
+    most ``n_steps``) stops the rollout early: later steps leave the state as it is and cost
+    nothing (a random rollout length in one compiled program).
     """
 
+    def advance(x, t):
+        return step(params, x, jax.random.fold_in(key, t), cfg)
+
     def body(x, t):
-        x = step(params, x, jax.random.fold_in(key, t), cfg)
+        x = advance(x, t) if length is None else jax.lax.cond(t < length, advance, lambda x, t: x, x, t)
         return x, (x if trajectory else None)
 
     if remat:

@@ -32,6 +32,9 @@ class Family(NamedTuple):
     probe: Callable | None = None
     # (params, cfg) -> {name: (dims, array, coords)}: curves of a trained model for its figure
     curves: Callable | None = None
+    # (state before, state after, cfg) -> state: a rule every cell obeys after each update,
+    # whether it fired or not (the growing NCA's alive masking); updates.wrap applies it
+    post: Callable | None = None
 
 
 def check_model_keys(cfg: dict, choices: dict | None = None, non_negative: tuple = ()) -> None:
@@ -46,7 +49,7 @@ def check_model_keys(cfg: dict, choices: dict | None = None, non_negative: tuple
 
 
 # The families, each a module of this package with a module-level ``FAMILY``.
-FAMILIES = ("difflogic", "patterning", "attention")
+FAMILIES = ("difflogic", "patterning", "attention", "growing")
 
 
 def get(name: str) -> Family:
