@@ -33,6 +33,8 @@ bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/difflogic_speed.py
 	$(BIN)/python benchmarks/patterning_speed.py
 	$(BIN)/python benchmarks/attention_speed.py
+	$(BIN)/python -m pip install --quiet --requirement benchmarks/requirements-cax.txt
+	$(BIN)/python benchmarks/growing_speed.py
 
 clean-results:
 	rm -rf results .snakemake

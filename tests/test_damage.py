@@ -60,12 +60,13 @@ def test_apply_zeroes_all_channels_of_damaged_cells_only():
 
 
 def test_recovery_error_is_zero_on_an_undamaged_perfect_pattern():
-    target = tasks.checkerboard(16, 16)
+    task = tasks.make({"name": "checkerboard", "size": 16}, channels=8)
     state = np.random.default_rng(0).integers(0, 2, (2, 16, 16, 8)).astype(np.float32)
-    state[..., 0] = target
-    np.testing.assert_array_equal(np.asarray(damage.recovery_error(jnp.asarray(state), target)), [0, 0])
+    state[..., 0] = task.target
+    np.testing.assert_array_equal(np.asarray(task.damage_error(jnp.asarray(state))), [0, 0])
     state[0, 3, 3, 0] = 1 - state[0, 3, 3, 0]
-    assert float(damage.recovery_error(jnp.asarray(state), target)[0]) == 1
+    assert float(task.damage_error(jnp.asarray(state))[0]) == 1
+    assert task.error_cells == 256
 
 
 def test_validate_names_the_missing_key():
@@ -82,6 +83,33 @@ def test_recovery_steps_count_from_the_end_of_the_damage():
     row = per.iloc[0]
     assert row.recovery_steps == 3 and row.recovered == 1
     assert row.recovery_auc == sum(err[1:]) and row.final_error == 0
+
+
+def test_a_continuous_model_recovers_once_its_error_is_back_under_the_threshold():
+    err = [0.001, 0.05, 0.02, 0.004, 0.0019, 0.003]  # damage once, after step 0
+    df = pd.DataFrame(
+        {"experiment": "g", "seed": 0, "protocol": "p", "trial": 0, "step": range(6), "error": err}
+    )
+    facts = {("g", "p"): {"damage_end": 1, "cells": 1, "threshold": 0.002}}
+    row = tables.recovery_per_trial(df, facts).iloc[0]
+    assert row.recovery_steps == 3 and row.recovered == 1  # under 0.002 at step 1 + 3
+    assert row.mean_error_fraction == pytest.approx(np.mean(err[1:]))  # a mean error already
+    strict = tables.recovery_per_trial(df, {("g", "p"): {**facts[("g", "p")], "threshold": 0.0}}).iloc[0]
+    assert np.isnan(strict.recovery_steps) and strict.recovered == 0
+
+
+def test_each_configured_pair_is_compared_in_one_table():
+    rows = [
+        {"experiment": e, "seed": 0, "protocol": p, "trial": t, "recovery_steps": s, "recovered": 1.0,
+         "recovery_auc": s, "final_error": 0.0, "mean_error_fraction": 0.1, "learned": True}
+        for e, p, s in (("a1", "p", 4.0), ("s1", "p", 2.0), ("a2", "q", 3.0), ("s2", "q", 6.0))
+        for t in range(3)
+    ]  # fmt: skip
+    table = tables.recovery_comparisons(pd.DataFrame(rows), [["a1", "s1"], ["a2", "s2"], ["a1", "missing"]])
+    steps = table[table.metric == "recovery_steps"].set_index("numerator")
+    assert steps.loc["a1", "ratio"] == pytest.approx(2.0) and steps.loc["a1", "protocol"] == "p"
+    assert steps.loc["a2", "ratio"] == pytest.approx(0.5) and steps.loc["a2", "denominator"] == "s2"
+    assert list(table.columns) == tables.COMPARISON_COLUMNS
 
 
 def test_runs_that_did_not_learn_are_left_out_of_the_means_and_named(tmp_path):

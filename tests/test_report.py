@@ -25,6 +25,9 @@ FIGURES = {
     "F2_self_healing.png": ("F2 self-healing", "static", "sync- vs async-trained"),
     "F2_self_healing_sync.gif": ("F2 self-healing", "animation", "sync-trained"),
     "F2_self_healing_async.gif": ("F2 self-healing", "animation", "async-trained"),
+    "F3_growing_regeneration.png": ("F3 growing NCA", "static", "sync- vs async-trained"),
+    "F3_growing_sync.gif": ("F3 growing NCA", "animation", "sync-trained"),
+    "F3_growing_async.gif": ("F3 growing NCA", "animation", "async-trained"),
     "F4_attention_online.png": ("F4 attention NCA", "static", "attention NCA, online"),
     "F4_attention_trajectory.gif": ("F4 attention NCA", "animation", "training trajectory"),
     "F6_patterning_bp_vs_es.png": ("F6 patterning", "static", "backprop vs evolution strategy"),
@@ -113,7 +116,8 @@ def test_captions_show_the_numbers_of_the_results(report):
         caption = _caption(page, name)
         assert ratio_text in caption and auc_text in caption, name
         assert f"<td>{int(trial0.error.iloc[-1])}</td>" in caption, name
-    assert "checkerboard_async against" in _caption(page, "recovery_comparison.csv")
+    pairs = _caption(page, "recovery_comparison.csv")
+    assert "checkerboard_async" in pairs and "growing_async" in pairs
 
     # provenance: the workflow description shows the checkpoints' config hashes and git commit
     desc = page["workflow_desc"]
@@ -207,6 +211,7 @@ def test_report_renders_in_a_browser(report, tmp_path):
     for category in (
         "F1 checkerboard (sync)",
         "F2 self-healing",
+        "F3 growing NCA",
         "F4 attention NCA",
         "F6 patterning",
         "Tables",

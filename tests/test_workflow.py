@@ -121,6 +121,18 @@ def test_bad_preset_is_named_with_the_allowed_values(workflow_copy):
             "config key experiments.attention_online.training.spike_noise: -0.1 is less than the minimum of 0",
         ),
         (
+            "experiments:\n  growing_async:\n    training: {damage_n: 8, batch: 8}\n",
+            "config key experiments.growing_async.training.damage_n: damage_n=8 must be smaller than batch=8",
+        ),
+        (
+            "damage_protocols:\n  grow_top: {side: middle}\n",
+            "config key damage_protocols.grow_top.side: 'middle' is not one of",
+        ),
+        (
+            "damage_protocols:\n  grow_top: {recovery_threshold: 0.01}\n",
+            "figure F3_growing_regeneration draws one recovery threshold",
+        ),
+        (
             "experiments:\n  checkerboard_sync:\n    model:\n      update_layers: [64, 8]\n",
             "config key experiments.checkerboard_sync.model.update_layers[1]=8 is too narrow for 64 inputs",
         ),
@@ -152,8 +164,9 @@ def test_paper_preset_dag_builds_with_gpu_training_jobs(workflow_copy):
         workflow_copy, "-n", "figures", "--config", "preset=paper", "--printshellcmds", timeout=120
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    # 5 seeds x (checkerboard sync, async, patterning backprop, ES, attention uniform, image)
-    assert re.search(r"^train\s+30$", proc.stdout, re.M), proc.stdout[-2000:]
+    # 5 seeds x (checkerboard sync, async, patterning backprop, ES, attention uniform, image,
+    # growing sync, async)
+    assert re.search(r"^train\s+40$", proc.stdout, re.M), proc.stdout[-2000:]
     assert "gpu=1" in proc.stdout
 
 
@@ -288,10 +301,31 @@ def test_test_preset_builds_the_self_healing_comparison(test_preset_run):
         assert (res / "figures" / name).stat().st_size > 500, name
     errors = pd.read_csv(res / "tables" / "recovery_errors.csv")
     assert list(errors.columns) == ["experiment", "seed", "protocol", "trial", "step", "error"]
-    assert set(errors.protocol) == {"self_healing", "robustness", "square_once", "dead_cells"}
-    assert set(errors.experiment) == {"checkerboard_sync", "checkerboard_async"}
+    protocols = {
+        "self_healing",
+        "robustness",
+        "square_once",
+        "dead_cells",
+        "grow_bottom",
+        "grow_circle_other",
+    }
+    assert set(errors.protocol) == protocols
+    assert set(errors.experiment) == {
+        "checkerboard_sync",
+        "checkerboard_async",
+        "growing_sync",
+        "growing_async",
+    }
     comparison = pd.read_csv(res / "tables" / "recovery_comparison.csv")
-    assert set(comparison.numerator) == {"checkerboard_async"}
+    assert set(comparison.numerator) == {"checkerboard_async", "growing_async"}
+    models = pd.read_csv(res / "tables" / "models.csv")
+    # the growing NCA's regeneration: RGBA frames, the other update mode, a threshold
+    grown = store.read(res / "growing_sync" / "seed0" / "recovery.zarr", group="grow_circle_other")
+    assert grown.attrs["inference"] == "async" and grown.attrs["recovery_threshold"] == 0.002
+    assert grown["frames"].dims[-1] == "colour" and grown.sizes["colour"] == 4
+    assert {"growth_loss_final", "params_total", "recovered_fraction_grow_bottom"} <= set(
+        models[models.experiment == "growing_async"].metric
+    )
     models = pd.read_csv(res / "tables" / "models.csv")
     assert "recovery_auc_mean_self_healing" in set(models[models.experiment == "checkerboard_async"].metric)
     ds = store.read(res / "checkerboard_async" / "seed1" / "recovery.zarr", group="robustness")
@@ -436,6 +470,7 @@ def test_the_library_builds_each_figure_as_the_workflow_did_without_snakemake(te
     from morphogen.figures import (
         f1_checkerboard,
         f2_self_healing,
+        f3_growing,
         f4_attention,
         f6_patterning,
         s1_training_methods,
@@ -465,6 +500,27 @@ def test_the_library_builds_each_figure_as_the_workflow_did_without_snakemake(te
     )
     assert numbers == written("F2_self_healing")
     assert len(gifs) == 2 and all(frames.shape[0] == masks.shape[0] for frames, masks in gifs)
+    plt.close(fig)
+
+    exps = ("growing_sync", "growing_async")
+    histories, growth, recovery = f3_growing.load(
+        [p for e in exps for p in runs(e, "train.csv")],
+        [p for e in exps for p in runs(e, "rollout.zarr")],
+        [p for e in exps for p in runs(e, "recovery.zarr")],
+        store.read,
+        store.groups,
+    )
+    fig, numbers, gifs = f3_growing.build(
+        histories,
+        growth,
+        recovery,
+        pd.read_csv(res / "tables" / "recovery_summary.csv", dtype={"left_out_seeds": str}),
+        pd.read_csv(res / "tables" / "recovery_comparison.csv"),
+        models,
+        0.002,
+    )
+    assert numbers == written("F3_growing_regeneration")
+    assert set(gifs) == set(exps) and all(g.ndim == 4 and g.shape[-1] == 3 for g in gifs.values())
     plt.close(fig)
 
     exps = ("patterning_backprop", "patterning_es")

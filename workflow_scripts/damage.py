@@ -20,11 +20,11 @@ for i, (name, protocol) in enumerate(sm.params.protocols.items()):
     ds = evaluation.recovery_dataset(exp, params, exp_cfg, seed, name, protocol)
     ds.attrs["provenance"] = prov
     err = ds["error"].values
-    end = ds.attrs["damage_end"]
-    back = (err[:, end:] == 0).any(axis=1) if end < err.shape[1] else np.zeros(len(err), bool)
+    end, threshold = ds.attrs["damage_end"], ds.attrs["recovery_threshold"]
+    back = (err[:, end:] <= threshold).any(axis=1) if end < err.shape[1] else np.zeros(len(err), bool)
     print(
         f"{name}: {ds.sizes['trial']} trials, {ds.sizes['y']}x{ds.sizes['x']}, {ds.attrs['inference']} inference, "
-        f"error after warm-up {err[:, 0].mean():.1f}, final {err[:, -1].mean():.1f}, "
-        f"back to 0 after the damage: {back.mean():.0%}"
+        f"error after warm-up {err[:, 0].mean():.4g}, final {err[:, -1].mean():.4g}, "
+        f"back to {threshold:g} after the damage: {back.mean():.0%}"
     )
     store.write(ds, sm.output.store, group=name, chunk_dims={"trial": 1}, mode="w" if i == 0 else "a")

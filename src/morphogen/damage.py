@@ -11,6 +11,7 @@ A protocol says which cells are zeroed (all channels) after which steps of a rol
                      step, for good (fault tolerance).
 ``half``             the ``side`` half of the grid (bottom, top, left or right) zeroed once
                      after step ``at`` (the growing NCA's regeneration test).
+``none``             no damage: the control (does the pattern persist undamaged?).
 ``moving_circle``    a disc of ``radius`` cells erasing as it moves in a straight line from
                      ``start`` to ``end`` (fractions of the grid's height and width, [row,
                      column]) over ``steps`` steps, one position per step.
@@ -24,7 +25,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-PROTOCOLS = ("square_once", "square_for", "random_block", "dead_cells", "half", "moving_circle")
+PROTOCOLS = ("square_once", "square_for", "random_block", "dead_cells", "half", "moving_circle", "none")
 SIDES = ("bottom", "top", "left", "right")
 
 
@@ -35,6 +36,7 @@ REQUIRED = {
     "dead_cells": ("fraction",),
     "half": ("side",),
     "moving_circle": ("radius", "steps", "start", "end"),
+    "none": (),
 }
 
 
@@ -106,6 +108,8 @@ def mask_at(protocol: dict, key, t, height: int, width: int):
         return (jax.random.uniform(key, (height, width)) < float(protocol["fraction"])).astype(jnp.float32)
     if name == "half":
         return half(height, width, protocol["side"]) * (t == int(protocol.get("at", 0)))
+    if name == "none":
+        return jnp.zeros((height, width), jnp.float32)
     if name == "moving_circle":
         n = int(protocol["steps"])
         frac = jnp.minimum(t, n - 1) / max(n - 1, 1)
@@ -119,6 +123,8 @@ def mask_at(protocol: dict, key, t, height: int, width: int):
 def damage_end(protocol: dict) -> int:
     """The first step after which no more damage is done (None-like large for permanent)."""
     name = protocol["name"]
+    if name == "none":
+        return 0
     if name in ("square_once", "half"):
         return int(protocol.get("at", 0)) + 1
     if name in ("square_for", "random_block", "moving_circle"):
@@ -141,8 +147,3 @@ def random_circles(key, n: int, height: int, width: int, radius=(0.1, 0.4)):
 def apply(state, mask):
     """Zero the masked cells (all channels): state (..., H, W, C), mask (..., H, W)."""
     return state * (1.0 - mask[..., None])
-
-
-def recovery_error(state, target):
-    """Sum over cells of |channel 0 - target|: (..., H, W, C) -> (...)."""
-    return jnp.sum(jnp.abs(state[..., 0] - target), axis=(-2, -1))

@@ -33,6 +33,7 @@ def training_rows(history_csv: str | Path, experiment: str, seed: int) -> list[d
         rows.append({"metric": "zero_gradient_fraction", "value": float((h["grad_norm"] == 0).mean())})
     if "spikes" in h:  # online regime: simulated trajectories completed (noise spikes)
         rows.append({"metric": "spikes", "value": int(last["spikes"])})
+    if "loss" in h:  # online and pool regimes: the last training step's loss
         rows.append({"metric": "final_loss", "value": float(last["loss"])})
     if "attempt" in h:  # restarted runs: how many initialisations it took
         rows.append({"metric": "attempts", "value": int(last["attempt"]) + 1})
@@ -187,7 +188,7 @@ def recovery_per_trial(errors: pd.DataFrame, facts: dict, learned: dict | None =
         end = facts[(exp, protocol)]["damage_end"]
         steps = np.nan
         if end < len(err):
-            zero = np.flatnonzero(err[end:] <= facts[(exp, protocol)]["threshold"])
+            zero = np.flatnonzero(err[end:] <= facts[(exp, protocol)].get("threshold", 0.0))
             steps = float(zero[0]) if len(zero) else np.nan
         rows.append(
             {

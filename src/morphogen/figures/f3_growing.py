@@ -27,6 +27,7 @@ MODELS = {"growing_sync": "sync-trained", "growing_async": "async-trained"}
 # The damages, by protocol name under the model's own update mode; `<name>_other` is the same
 # damage under the other update mode.
 DAMAGES = {
+    "grow_none": "no damage (control)",
     "grow_bottom": "bottom half",
     "grow_top": "top half",
     "grow_left": "left half",
@@ -143,8 +144,8 @@ def build(
     ``threshold``: the growth bar and recovery threshold (mean squared RGBA error)."""
     plots.theme()
     colors = dict(zip(MODELS, plots.sns.color_palette(plots.PALETTE, 2)))
-    fig = plt.figure(figsize=(11.5, 12.5), layout="constrained")
-    top, frames_a, frames_b, curves, ratios = fig.subfigures(5, 1, height_ratios=[1.0, 0.55, 0.55, 1.0, 0.95])
+    fig = plt.figure(figsize=(12.5, 12.0), layout="constrained")
+    top, frames_a, frames_b, curves, ratios = fig.subfigures(5, 1, height_ratios=[1.0, 0.42, 0.42, 1.0, 0.95])
 
     # (a) training loss, (b) growth from the seed
     ax_train, ax_growth = top.subplots(1, 2)
@@ -191,13 +192,15 @@ def build(
     for k, (metric, name, marker) in enumerate(
         (("recovery_steps", "steps to recover", "o"), ("recovery_auc", "area under the error curve", "s"))
     ):
+        labelled = False
         for i, protocol in enumerate(damages(recovery)):
             r, lo, hi = _ratio(comparison, protocol, metric)
             if np.isnan(r):
                 continue
             y = i + (k - 0.5) * 0.25
             ax_r.errorbar(r, y, xerr=[[r - lo], [hi - r]], fmt=marker, color=f"C{k + 2}", ms=4, capsize=2,
-                          label=name if i == 0 else None)  # fmt: skip
+                          label=None if labelled else name)  # fmt: skip
+            labelled = True
     ax_r.axvline(1.0, color="0.3", lw=0.8)
     ax_r.set_yticks(range(len(labels)), labels)
     ax_r.invert_yaxis()
