@@ -1,7 +1,9 @@
 """Targets and start states of the tasks.
 
-Shapes: grid tasks (the checkerboard) have states ``(batch, height, width, channels)`` and a
-target covering the channels their loss reads (channel 0); line tasks (patterning) have states
+Shapes: grid tasks have states ``(batch, height, width, channels)`` and a target covering the
+channels their loss reads (the checkerboard: channel 0, (H, W); an image: RGB, (H, W, 3); growth:
+RGBA, (H, W, 4), the organism centred on an empty grid that growth starts from one living cell
+of); line tasks (patterning) have states
 ``(batch, cells)`` and no target: their loss scores the batch as a whole (a distribution of
 patterns over replicates).
 """
