@@ -159,3 +159,12 @@ def pytest_addoption(parser):
         action="store_true",
         help="write this CPU kind's manifest of the test preset's result digests (tests/digests/)",
     )
+
+
+def train_quietly(cfg: dict, progress: Path, seed: int = 0):
+    """One training run of an experiment config in ``progress``, without its log lines."""
+    from morphogen import training
+
+    return training.train(
+        cfg, seed, experiment="unit", preset="unit", progress_dir=progress, log=lambda m: None
+    )

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import yaml
+from conftest import train_quietly
 
 from morphogen import provenance, tasks, training
 from morphogen.models import attention
@@ -44,12 +45,6 @@ def _experiment(size=8, steps=30, **training_keys):
         },
         "evaluation": {"trials": 2, "scales": [1], "steps": 5},
     }
-
-
-def _train(cfg, progress, seed=0):
-    return training.train(
-        cfg, seed, experiment="att", preset="unit", progress_dir=progress, log=lambda m: None
-    )
 
 
 # --------------------------------------------------------------------------- the model
@@ -177,7 +172,7 @@ def _quick_uniform():
 def test_the_quick_recipe_brings_a_uniform_target_within_epsilon_in_1000_steps(tmp_path):
     cfg = _quick_uniform()
     cfg["training"].update(steps=1000, max_spikes=5, snapshot_every=0)
-    r = _train(cfg, tmp_path / "p")
+    r = train_quietly(cfg, tmp_path / "p")
     loss, spikes = r["history"]["loss"], r["history"]["spikes"]
     first = int(np.argmax(loss < 1e-3))
     assert loss[first] < 1e-3 and first < 1000
@@ -187,12 +182,12 @@ def test_the_quick_recipe_brings_a_uniform_target_within_epsilon_in_1000_steps(t
 
 def test_an_online_run_resumed_from_a_checkpoint_equals_the_uninterrupted_one(tmp_path):
     cfg = _experiment(steps=30)
-    full = _train(cfg, tmp_path / "full")
+    full = train_quietly(cfg, tmp_path / "full")
     run = provenance.config_hash(cfg)
     saved = tmp_path / "full" / run / "step_0000020"
     assert saved.is_dir()
     shutil.copytree(saved, tmp_path / "cut" / run / "step_0000020")
-    resumed = _train(cfg, tmp_path / "cut")
+    resumed = train_quietly(cfg, tmp_path / "cut")
     assert resumed["timing"]["resumed_from"] == 20
     for a, b in zip(jax.tree.leaves(full["state"]), jax.tree.leaves(resumed["state"])):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))  # params, Adam, trajectory
@@ -205,7 +200,7 @@ def test_an_online_run_resumed_from_a_checkpoint_equals_the_uninterrupted_one(tm
 
 def test_the_online_regime_refuses_restarts_and_tasks_without_an_epsilon(tmp_path):
     with pytest.raises(ValueError, match="restart_after"):
-        _train(_experiment(restart_after=10), tmp_path / "a")
+        train_quietly(_experiment(restart_after=10), tmp_path / "a")
     cfg = _experiment()
     exp = training.build(cfg)._replace(task=tasks.make({"name": "checkerboard", "size": 8}, channels=3))
     with pytest.raises(ValueError, match="epsilon"):

@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import train_quietly
 
 from morphogen import damage, provenance, tasks, training, updates
 from morphogen.models import growing
@@ -43,12 +44,6 @@ def _experiment(steps=12, mode="sync", **training_keys):
         },
         "evaluation": {"trials": 2, "scales": [1], "steps": 10},
     }
-
-
-def _train(cfg, progress, seed=0):
-    return training.train(
-        cfg, seed, experiment="grow", preset="unit", progress_dir=progress, log=lambda m: None
-    )
 
 
 # --------------------------------------------------------------------------- the model
@@ -163,7 +158,7 @@ def test_the_pool_step_damages_the_lowest_loss_samples_with_circles():
 
 def test_a_few_pool_steps_grow_something_closer_to_the_target(tmp_path):
     cfg = _experiment(steps=60)
-    run = _train(cfg, tmp_path)
+    run = train_quietly(cfg, tmp_path)
     exp = training.build(cfg)
     seed = exp.task.initial_states(None, 2)
 
@@ -177,12 +172,12 @@ def test_a_few_pool_steps_grow_something_closer_to_the_target(tmp_path):
 
 def test_a_pool_run_resumed_from_a_checkpoint_equals_the_uninterrupted_one(tmp_path):
     cfg = _experiment(steps=10, mode="async")
-    full = _train(cfg, tmp_path / "full")
+    full = train_quietly(cfg, tmp_path / "full")
     run = provenance.config_hash(cfg)
     saved = tmp_path / "full" / run / "step_0000008"
     assert saved.is_dir()
     shutil.copytree(saved, tmp_path / "cut" / run / "step_0000008")
-    resumed = _train(cfg, tmp_path / "cut")
+    resumed = train_quietly(cfg, tmp_path / "cut")
     assert resumed["timing"]["resumed_from"] == 8
     for a, b in zip(jax.tree.leaves(full["state"]), jax.tree.leaves(resumed["state"])):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))  # params, Adam, the pool
@@ -192,9 +187,9 @@ def test_a_pool_run_resumed_from_a_checkpoint_equals_the_uninterrupted_one(tmp_p
 
 def test_the_pool_regime_refuses_restarts_and_too_many_damaged_samples(tmp_path):
     with pytest.raises(ValueError, match="restart_after"):
-        _train(_experiment(restart_after=4), tmp_path / "a")
+        train_quietly(_experiment(restart_after=4), tmp_path / "a")
     with pytest.raises(ValueError, match="damage_n"):
-        _train(_experiment(damage_n=4), tmp_path / "b")
+        train_quietly(_experiment(damage_n=4), tmp_path / "b")
 
 
 # --------------------------------------------------------------------------- damage
