@@ -78,8 +78,7 @@ def random_block(key, height: int, width: int, size: int):
 def half(height: int, width: int, side: str):
     """(H, W) float mask of one half of the grid (the middle row or column of an odd grid goes
     with the damaged half)."""
-    y = jnp.arange(height)[:, None] + jnp.zeros((1, width), jnp.int32)
-    x = jnp.arange(width)[None, :] + jnp.zeros((height, 1), jnp.int32)
+    y, x = jnp.mgrid[:height, :width]
     cut = {"bottom": y >= height // 2, "top": y < (height + 1) // 2, "left": x < (width + 1) // 2,
            "right": x >= width // 2}[side]  # fmt: skip
     return cut.astype(jnp.float32)

@@ -134,6 +134,17 @@ def init_params(exp: Experiment, seed: int, attempt: int = 0):
     return exp.family.init(key if attempt == 0 else jax.random.fold_in(key, attempt), exp.model_cfg)
 
 
+def _bind_static(jitted_step: Callable, static) -> Callable:
+    """``train_step(state, key, static=None)`` of a regime's ``jitted_step(state, static, key)``:
+    the wiring given at creation, unless a call passes another (a restarted run's)."""
+    bound = jax.tree.map(jnp.asarray, static)
+
+    def train_step(state: TrainState, key, static=None):
+        return jitted_step(state, bound if static is None else jax.tree.map(jnp.asarray, static), key)
+
+    return train_step
+
+
 def make_train_step(exp: Experiment, static, tcfg: dict, optimizer) -> Callable:
     """``train_step(state, key[, static]) -> (state, metrics)`` of the rollout regime (jitted)."""
     batch, n_steps = tcfg["batch"], tcfg["rollout_steps"]
@@ -192,13 +203,7 @@ def make_train_step(exp: Experiment, static, tcfg: dict, optimizer) -> Callable:
             metrics.update(exp.family.probe(merge_params(params, static), mcfg))
         return TrainState(params, opt_state, state.step + 1), metrics
 
-    bound = jax.tree.map(jnp.asarray, static)
-
-    def train_step(state: TrainState, key, static=None):
-        """One step; ``static`` replaces the wiring bound at creation (a restarted run's)."""
-        return jitted_step(state, bound if static is None else jax.tree.map(jnp.asarray, static), key)
-
-    return train_step
+    return _bind_static(jitted_step, static)
 
 
 # --------------------------------------------------------------------------- evolution regime
@@ -284,12 +289,7 @@ def make_evolution_step(exp: Experiment, static, tcfg: dict) -> Callable:
             metrics.update(exp.family.probe(merge_params(best_params, static), mcfg))
         return TrainState(population, fit[order], state.step + 1), metrics
 
-    bound = jax.tree.map(jnp.asarray, static)
-
-    def train_step(state: TrainState, key, static=None):
-        return jitted_step(state, bound if static is None else jax.tree.map(jnp.asarray, static), key)
-
-    return train_step
+    return _bind_static(jitted_step, static)
 
 
 # --------------------------------------------------------------------------- online regime
@@ -345,12 +345,7 @@ def make_online_step(exp: Experiment, static, tcfg: dict, optimizer) -> Callable
         carry = {"x": spiked, "out": new, "spikes": spikes}
         return TrainState(params, opt_state, state.step + 1, carry), metrics
 
-    bound = jax.tree.map(jnp.asarray, static)
-
-    def train_step(state: TrainState, key, static=None):
-        return jitted_step(state, bound if static is None else jax.tree.map(jnp.asarray, static), key)
-
-    return train_step
+    return _bind_static(jitted_step, static)
 
 
 # --------------------------------------------------------------------------- pool regime
@@ -362,6 +357,11 @@ def make_online_step(exp: Experiment, static, tcfg: dict, optimizer) -> Callable
 # ones, rolls the batch out for a random number of steps in [rollout_min, rollout_steps],
 # descends the mean task loss of the final states, and writes the final states back to the pool
 # slots they came from. The pool is in every checkpoint, so a resumed run is bit-identical.
+
+
+# The start state that replaces a batch's worst sample is drawn from fold_in(step key, this id)
+# (the growth task's seed cell draws nothing).
+SEED_STATE_STREAM = 11
 
 
 def initial_pool(exp: Experiment, seed: int, tcfg: dict) -> dict:
@@ -388,9 +388,10 @@ def make_pool_step(exp: Experiment, static, tcfg: dict, optimizer) -> Callable:
         k_pick, k_damage, k_len, k_roll = jax.random.split(key, 4)
         pool = state.carry["pool"]
         picked = jax.random.permutation(k_pick, pool_size)[:batch]
-        order = jnp.argsort(-task.sample_loss(pool[picked]), stable=True)
-        picked = picked[order]
-        x = pool[picked].at[0].set(task.initial_states(k_pick, 1)[0])
+        x = pool[picked]
+        order = jnp.argsort(-task.sample_loss(x), stable=True)  # the highest loss first
+        picked, x = picked[order], x[order]
+        x = x.at[0].set(task.initial_states(jax.random.fold_in(key, SEED_STATE_STREAM), 1)[0])
         if n_damage:
             _, h, w, _ = x.shape
             masks = damage.random_circles(k_damage, n_damage, h, w, radius)
@@ -410,12 +411,7 @@ def make_pool_step(exp: Experiment, static, tcfg: dict, optimizer) -> Callable:
         metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads), "rollout_length": length}
         return TrainState(params, opt_state, state.step + 1, {"pool": pool}), metrics
 
-    bound = jax.tree.map(jnp.asarray, static)
-
-    def train_step(state: TrainState, key, static=None):
-        return jitted_step(state, bound if static is None else jax.tree.map(jnp.asarray, static), key)
-
-    return train_step
+    return _bind_static(jitted_step, static)
 
 
 def trace_frames(tcfg: dict) -> int:
