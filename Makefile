@@ -35,6 +35,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/attention_speed.py
 	$(BIN)/python -m pip install --quiet --requirement benchmarks/requirements-cax.txt
 	$(BIN)/python benchmarks/growing_speed.py
+	$(BIN)/python benchmarks/advection_speed.py
 
 clean-results:
 	rm -rf results .snakemake

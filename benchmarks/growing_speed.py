@@ -23,23 +23,10 @@ Shapes default to the quick preset's (28x28 grid, batch 4, 48 steps); the refere
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
-
-def timed(fn, repeats: int) -> tuple[float, float]:
-    """(seconds of the first call: compilation and one step, median seconds per later call)."""
-    t0 = time.perf_counter()
-    fn()
-    first = time.perf_counter() - t0
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return first, statistics.median(times)
+from timing import timed
 
 
 def main() -> None:

@@ -106,6 +106,7 @@ FIGURE_EXPERIMENTS = {
     "F6_patterning_bp_vs_es": ["patterning_backprop", "patterning_es"],
     "F4_attention_online": ["attention_uniform", "attention_online"],
     "F3_growing_regeneration": ["growing_sync", "growing_async"],
+    "F5_advection_transitions": ["advection_formations"],
 }
 
 # Figures that compare training methods on an equal budget of simulated trajectories: the
@@ -203,18 +204,38 @@ def _check_edges():
             checks = [
                 (training.get("restart_after", 0), "restart_after", "restarts are not available with training.regime pool"),
                 ("pool_size" not in training, "pool_size", "training.regime pool needs a pool_size"),
-                (training.get("pool_size", 0) < training["batch"], "batch",
-                 f"batch={training['batch']} is larger than pool_size={training.get('pool_size')}"),
+                (training.get("pool_size", 0) < training["batch"] * training.get("accumulate", 1), "batch",
+                 f"batch={training['batch']} x accumulate={training.get('accumulate', 1)} is larger than "
+                 f"pool_size={training.get('pool_size')}"),
                 (training.get("damage_n", 0) >= training["batch"], "damage_n",
                  f"damage_n={training.get('damage_n')} must be smaller than batch={training['batch']}"),
+                (training.get("reseed_n", 1) > training["batch"] - training.get("damage_n", 0), "reseed_n",
+                 f"reseed_n={training.get('reseed_n', 1)} is more than batch - damage_n="
+                 f"{training['batch'] - training.get('damage_n', 0)}"),
                 (training.get("rollout_min", 1) > training["rollout_steps"], "rollout_min",
                  f"rollout_min={training.get('rollout_min')} is larger than rollout_steps={training['rollout_steps']}"),
-                (exp["task"]["name"] not in ("growth", "image"), "regime",
-                 f"training.regime pool needs a task with a loss per sample (growth, image), not {exp['task']['name']!r}"),
+                (exp["task"]["name"] not in ("growth", "image", "formations"), "regime",
+                 "training.regime pool needs a task with a loss per sample (growth, image, formations), "
+                 f"not {exp['task']['name']!r}"),
             ]
             for bad, key, why in checks:
                 if bad:
                     raise WorkflowError(f"config key experiments.{name}.training.{key}: {why}")
+        opt = training.get("optimizer", {})
+        if opt.get("schedule") == "cosine":
+            decay = min(int(opt.get("decay_steps", training["steps"])), int(training["steps"]))
+            if int(opt.get("warmup_steps", 0)) >= decay:
+                raise WorkflowError(
+                    f"config key experiments.{name}.training.optimizer.warmup_steps={opt['warmup_steps']} leaves "
+                    f"no steps to decay: it must be smaller than decay_steps and steps ({decay})"
+                )
+        if exp["task"]["name"] == "formations":
+            from morphogen import formations
+
+            try:
+                formations.check(exp["task"])
+            except ValueError as e:
+                raise WorkflowError(f"config key experiments.{name}.{e}") from None
         if training.get("loss_steps", 1) > training["rollout_steps"]:
             raise WorkflowError(
                 f"config key experiments.{name}.training.loss_steps={training['loss_steps']} is larger "
@@ -230,6 +251,13 @@ def _check_edges():
                 )
     if "F3_growing_regeneration" in config["figures"]:
         growth_threshold()
+    if "F5_advection_transitions" in config["figures"]:
+        for exp in FIGURE_EXPERIMENTS["F5_advection_transitions"]:
+            if not EXPERIMENTS[exp]["evaluation"].get("initial_params", False):
+                raise WorkflowError(
+                    f"config key experiments.{exp}.evaluation.initial_params must be true: figure "
+                    "F5_advection_transitions reads the untrained model's transitions as a baseline"
+                )
     for fig in config["figures"]:
         if fig in EQUAL_BUDGET:
             budgets = {

@@ -193,3 +193,63 @@ rule figure_F3:
         "../envs/cpu.yaml"
     script:
         "../workflow_scripts/figure_F3.py"
+
+
+rule advection_table:
+    """The advection NCA's transitions: one row per (seed, model, pair, trial), and per pair."""
+    input:
+        sources("advection_table.py"),
+        rollouts=runs("rollout.zarr", FIGURE_EXPERIMENTS["F5_advection_transitions"]),
+    output:
+        rows=report(
+            str(RESULTS / "tables" / "advection_transitions.csv"),
+            caption="../report/advection_transitions.rst",
+            category="Tables",
+            labels={"table": "advection transitions", "rows": "one per seed, model, pair, trial"},
+        ),
+        summary=report(
+            str(RESULTS / "tables" / "advection_summary.csv"),
+            caption="../report/advection_transitions.rst",
+            category="Tables",
+            labels={"table": "advection transitions per pair", "rows": "one per source -> target pair"},
+        ),
+    log:
+        str(RESULTS / "logs" / "advection_table.log"),
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../workflow_scripts/advection_table.py"
+
+
+rule figure_F5:
+    """F5: advection NCA, formation transitions with mass conserved by construction."""
+    input:
+        sources("figure_F5.py"),
+        histories=runs("train.csv", FIGURE_EXPERIMENTS["F5_advection_transitions"]),
+        rollouts=runs("rollout.zarr", FIGURE_EXPERIMENTS["F5_advection_transitions"]),
+        rows=str(RESULTS / "tables" / "advection_transitions.csv"),
+        summary=str(RESULTS / "tables" / "advection_summary.csv"),
+    output:
+        png=report(
+            str(RESULTS / "figures" / "F5_advection_transitions.png"),
+            caption="../report/F5_advection_transitions.rst",
+            category="F5 advection NCA",
+            labels={"figure": "F5", "kind": "static", "model": "advection NCA"},
+        ),
+        pdf=str(RESULTS / "figures" / "F5_advection_transitions.pdf"),
+        gif=report(
+            str(RESULTS / "figures" / "F5_advection_transitions.gif"),
+            caption="../report/F5_advection_transitions.rst",
+            category="F5 advection NCA",
+            labels={"figure": "F5", "kind": "animation", "model": "four transitions"},
+        ),
+        numbers=str(RESULTS / "figures" / "F5_advection_transitions.numbers.rst"),
+    params:
+        # read by the report caption when the report is built (see report_numbers)
+        numbers=report_numbers,
+    log:
+        str(RESULTS / "logs" / "figures" / "F5_advection_transitions.log"),
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../workflow_scripts/figure_F5.py"

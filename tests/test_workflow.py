@@ -165,8 +165,8 @@ def test_paper_preset_dag_builds_with_gpu_training_jobs(workflow_copy):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     # 5 seeds x (checkerboard sync, async, patterning backprop, ES, attention uniform, image,
-    # growing sync, async)
-    assert re.search(r"^train\s+40$", proc.stdout, re.M), proc.stdout[-2000:]
+    # growing sync, async, advection)
+    assert re.search(r"^train\s+45$", proc.stdout, re.M), proc.stdout[-2000:]
     assert "gpu=1" in proc.stdout
 
 
@@ -265,6 +265,35 @@ def test_test_preset_builds_every_figure_and_table(test_preset_run):
     assert (res / "logs" / "train" / "checkerboard_sync" / "seed0.log").stat().st_size > 0
     assert (res / "benchmarks" / "rollout" / "checkerboard_sync" / "seed1.tsv").exists()
     assert not (res / "checkerboard_sync" / "seed0" / "progress").exists()
+
+
+@pytest.mark.e2e
+def test_test_preset_builds_the_advection_transitions_and_f5_says_their_numbers(test_preset_run):
+    res = test_preset_run / "results" / "test"
+    rows = pd.read_csv(res / "tables" / "advection_transitions.csv")
+    assert list(rows.columns) == [
+        "experiment", "seed", "model", "source", "target", "trial", "mse", "mass_ratio", "mass_error_max",
+        "uniform_mse",
+    ]  # fmt: skip
+    assert len(rows) == 2 * 2 * 12 * 2  # seeds x (trained, untrained) x pairs x trials
+    assert (rows["mass_error_max"] <= 1e-5).all()
+    summary = pd.read_csv(res / "tables" / "advection_summary.csv")
+    numbers = (res / "figures" / "F5_advection_transitions.numbers.rst").read_text()
+    for r in summary.itertuples():
+        assert (
+            f"   * - {r.source}->{r.target}\n     - {r.mse_mean:.4f} [{r.mse_lo:.4f}, {r.mse_hi:.4f}]"
+            in numbers
+        )
+        assert f"{r.uniform_mse:.4f}" in numbers and f"{r.untrained_mse:.4f}" in numbers
+    factor = summary["uniform_mse"].mean() / summary["mse_mean"].mean()
+    assert f"({factor:.1f}x lower)" in numbers
+    assert f"{rows[rows.model == 'trained']['mass_error_max'].max():.2g}." in numbers
+    models = pd.read_csv(res / "tables" / "models.csv")
+    got = set(models[models.experiment == "advection_formations"].metric)
+    assert {"transition_mse_mean", "mass_error_max", "uniform_baseline_mse", "transition_mse_mean_initial",
+            "params_total", "final_loss"} <= got  # fmt: skip
+    for ext in ("png", "pdf", "gif"):
+        assert (res / "figures" / f"F5_advection_transitions.{ext}").stat().st_size > 10_000
 
 
 @pytest.mark.e2e
@@ -472,6 +501,7 @@ def test_the_library_builds_each_figure_as_the_workflow_did_without_snakemake(te
         f2_self_healing,
         f3_growing,
         f4_attention,
+        f5_advection,
         f6_patterning,
         s1_training_methods,
     )
@@ -538,6 +568,19 @@ def test_the_library_builds_each_figure_as_the_workflow_did_without_snakemake(te
     }
     fig, numbers, frames = f6_patterning.build(histories, rollouts, models, budgets)
     assert numbers == written("F6_patterning_bp_vs_es")
+    assert frames.ndim == 4 and frames.shape[-1] == 3
+    plt.close(fig)
+
+    hist, stores = f5_advection.load(
+        runs("advection_formations", "train.csv"), runs("advection_formations", "rollout.zarr"), store.read
+    )
+    fig, numbers, frames = f5_advection.build(
+        hist,
+        stores,
+        pd.read_csv(res / "tables" / "advection_transitions.csv"),
+        pd.read_csv(res / "tables" / "advection_summary.csv"),
+    )
+    assert numbers == written("F5_advection_transitions")
     assert frames.ndim == 4 and frames.shape[-1] == 3
     plt.close(fig)
 

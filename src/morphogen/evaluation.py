@@ -41,7 +41,9 @@ def rollout_dataset(
     states are drawn from a stream of their own. ``variant`` overrides model keys for this
     evaluation only (e.g. ``{"noise": 0.0}``), on the same start states and keys. A task with a
     ``summary`` puts its numbers of the evaluation in ``attrs["summary"]`` (the models table
-    reads them).
+    reads them). A task with evaluation ``cases`` (the advection NCA's source -> target pairs)
+    runs ``trials`` start states of each and stores every per-trial array with a leading case
+    axis (``pair``); its ``stored_channels`` are the state channels kept at the frames.
     """
     n_trials = int(exp_cfg["evaluation"]["trials"])
     n_steps = int(exp_cfg["evaluation"].get("steps", exp_cfg["training"]["rollout_steps"])) * scale
@@ -55,8 +57,13 @@ def rollout_dataset(
     key = jax.random.fold_in(rng.stream(seed, "rollout"), scale)
     if label:
         key = jax.random.fold_in(key, _name_id(label))
-    x0 = task.initial_states(jax.random.fold_in(key, 0), n_trials)
+    cases = task.cases
+    if cases:  # n_trials start states of every case, case-major
+        x0 = task.case_states(jax.random.fold_in(key, 0), n_trials)
+    else:
+        x0 = task.initial_states(jax.random.fold_in(key, 0), n_trials)
     frames = np.arange(0, n_steps + 1, stride)
+    kept = slice(None) if task.stored_channels is None else np.asarray(task.stored_channels)
 
     # Params and key are arguments, not constants, so that every seed compiles to one program
     # (shared through the persistent compilation cache).
@@ -64,22 +71,31 @@ def rollout_dataset(
     def run(params, key, x0):
         _, traj = updates.rollout(step, params, x0, key, mcfg, n_steps, trajectory=True)
         traj = jnp.concatenate([x0[None], traj])  # (step, trial, ...)
-        return jnp.swapaxes(traj[frames], 0, 1), task.scores(traj)
+        return jnp.swapaxes(traj[frames][..., kept], 0, 1), task.scores(traj)
 
     traj, scores = jax.device_get(run(run_params, jax.random.fold_in(key, 1), x0))
+
+    def by_case(values, dims):
+        """A case-major (cases x trials, ...) array as (case, trial, ...)."""
+        if not cases or dims[0] != "trial":
+            return values, dims
+        return values.reshape(len(cases), n_trials, *values.shape[1:]), (task.case_dim, *dims)
+
     dtype = np.uint8 if hard else np.float32
     dims = ("trial", "frame_step" if stride > 1 else "step", *task.state_dims)
-    data = {"state": (dims, np.asarray(traj).astype(dtype))}
+    data = {"state": by_case(np.asarray(traj).astype(dtype), dims)[::-1]}
     for name, values in scores.items():
         values = np.asarray(values)
-        data[name] = (
-            task.score_dims[name],
-            values.astype(np.float32 if values.dtype.kind == "f" else np.int32),
-        )
+        values = values.astype(np.float32 if values.dtype.kind == "f" else np.int32)
+        data[name] = by_case(values, task.score_dims[name])[::-1]
     coords = {"trial": np.arange(n_trials), "step": np.arange(n_steps + 1)}
+    if cases:
+        coords[task.case_dim] = np.asarray(cases, dtype=object)  # variable-length UTF-8 in zarr
     if stride > 1:
         coords["frame_step"] = frames
     coords.update({d: np.arange(n) for d, n in zip(task.state_dims, traj.shape[2:])})
+    if task.stored_channels is not None:
+        coords["channel"] = np.asarray(task.stored_channels)
     if task.target is not None:  # (y, x), or (y, x, colour) for an image
         data["target"] = (("y", "x", "colour")[: task.target.ndim], task.target.astype(np.float32))
     if exp.family.curves is not None:

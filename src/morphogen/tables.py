@@ -427,3 +427,74 @@ def training_methods_timing(timings) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(out)
+
+
+# --------------------------------------------------------------------------- advection transitions
+
+
+def transition_rows(path: str | Path) -> pd.DataFrame:
+    """One row per (model, source -> target pair, trial) of an advection rollout store: the
+    trained model (group ``scale1``) and the untrained one (``initial``); the final step's
+    ``mse``, ``mass_ratio`` (total mass at the end / at the start, summed in float64 from the
+    stored float32 cells), ``mass_error_max`` (the largest |ratio - 1| over the steps) and the
+    uniform-spread baseline's ``uniform_mse`` of the same target."""
+    experiment, seed = run_id(path)
+    frames = []
+    for group, model in (("scale1", "trained"), ("initial", "untrained")):
+        if group not in store.groups(path):
+            continue
+        ds = store.read(path, group=group)
+        mass = ds["mass"].values.astype(np.float64).sum(axis=(-2, -1))  # (pair, trial, step)
+        ratio = mass / mass[..., :1]
+        pairs = [str(p).split("->") for p in ds["pair"].values]
+        n_pairs, n_trials = ratio.shape[:2]
+        frames.append(
+            pd.DataFrame(
+                {
+                    "experiment": experiment,
+                    "seed": seed,
+                    "model": model,
+                    "source": np.repeat([s for s, _ in pairs], n_trials),
+                    "target": np.repeat([t for _, t in pairs], n_trials),
+                    "trial": np.tile(np.arange(n_trials), n_pairs),
+                    "mse": ds["mse"].isel(step=-1).values.astype(np.float64).ravel(),
+                    "mass_ratio": ratio[..., -1].ravel(),
+                    "mass_error_max": np.abs(ratio - 1.0).max(axis=-1).ravel(),
+                    "uniform_mse": ds["uniform_mse"].values.astype(np.float64).ravel(),
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def advection_transitions(paths) -> pd.DataFrame:
+    """tables/advection_transitions.csv: :func:`transition_rows` of every run."""
+    return pd.concat([transition_rows(p) for p in sorted(paths)], ignore_index=True)
+
+
+def advection_summary(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per source -> target pair, over seeds x trials: the trained model's final MSE (mean and
+    95% bootstrap interval), the uniform-spread baseline's and the untrained model's mean MSE,
+    how many times lower the trained MSE is than each baseline's, and the largest mass error."""
+    out = []
+    for (source, target), pair in rows.groupby(["source", "target"], sort=False):
+        trained, untrained = pair[pair["model"] == "trained"], pair[pair["model"] == "untrained"]
+        mean, lo, hi = bootstrap_mean(trained["mse"].to_numpy(float))
+        uniform = float(trained["uniform_mse"].mean())
+        base = float(untrained["mse"].mean()) if len(untrained) else float("nan")
+        out.append(
+            {
+                "source": source,
+                "target": target,
+                "units": len(trained),
+                "mse_mean": mean,
+                "mse_lo": lo,
+                "mse_hi": hi,
+                "uniform_mse": uniform,
+                "untrained_mse": base,
+                "factor_vs_uniform": uniform / mean,
+                "factor_vs_untrained": base / mean,
+                "mass_error_max": float(trained["mass_error_max"].max()),
+            }
+        )
+    return pd.DataFrame(out)

@@ -94,6 +94,13 @@ class Task(NamedTuple):
     damage_error: Callable | None = None
     frame: Callable | None = None
     error_cells: int = 1
+    # evaluation cases (e.g. the advection NCA's source -> target pairs): an evaluation rollout
+    # runs `case_states(key, n)` ((len(cases) * n, ...), case-major) and stores every array
+    # with a leading `case_dim` axis; `stored_channels`: the channels its stored states keep
+    cases: tuple[str, ...] = ()
+    case_dim: str = "case"
+    case_states: Callable | None = None
+    stored_channels: tuple[int, ...] | None = None
 
 
 def make(tcfg: dict, *, channels: int, scale: int = 1, grid: int | None = None) -> Task:
@@ -192,10 +199,40 @@ def make(tcfg: dict, *, channels: int, scale: int = 1, grid: int | None = None) 
             damage_error=sample_loss,
             frame=lambda x: x[..., :4],
         )
+    if name == "formations":
+        from morphogen import formations
+
+        formations.check(tcfg)
+        tcfg = {**tcfg, "size": int(grid) if grid is not None else int(tcfg["size"]) * scale}
+        align = float(tcfg.get("align_weight", 0.1))
+
+        def sample_loss(final):
+            """(batch,): mass MSE plus ``align_weight`` x the velocity-alignment term."""
+            return formations.mass_mse(final) + align * formations.alignment(final)
+
+        return Task(
+            name=name,
+            target=None,
+            initial_states=formations.start_states(tcfg, channels),
+            loss=lambda final: jnp.mean(sample_loss(final)),
+            sample_loss=sample_loss,
+            metrics=lambda final: {
+                "mass_mse": jnp.mean(formations.mass_mse(final)),
+                "alignment": jnp.mean(formations.alignment(final)),
+            },
+            metric_names=("mass_mse", "alignment"),
+            scores=formations.scores,
+            score_dims=formations.SCORE_DIMS,
+            summary=formations.summary,
+            cases=formations.pair_names(),
+            case_dim="pair",
+            case_states=formations.pair_states(tcfg, channels),
+            stored_channels=(0, 1, 2, 3),  # mass, velocity, target
+        )
     raise ValueError(f"unknown task {name!r}; known: {', '.join(TASKS)}")
 
 
-TASKS = ("checkerboard", "patterning", "image", "growth")
+TASKS = ("checkerboard", "patterning", "image", "growth", "formations")
 
 
 def grid_side(tcfg: dict) -> int:

@@ -353,14 +353,18 @@ def make_online_step(exp: Experiment, static, tcfg: dict, optimizer) -> Callable
 # `training.regime: pool` (the growing NCA's "persistent" and "regenerating" training): a pool
 # of `pool_size` states, all the seed at first, is the TrainState's carry. Each step samples
 # `batch` of them without replacement, sorts them by loss (highest first), replaces the
-# highest-loss one with the seed, zeroes a random circle in each of the `damage_n` lowest-loss
-# ones, rolls the batch out for a random number of steps in [rollout_min, rollout_steps],
-# descends the mean task loss of the final states, and writes the final states back to the pool
-# slots they came from. The pool is in every checkpoint, so a resumed run is bit-identical.
+# `reseed_n` (default 1) highest-loss ones with fresh start states of the task (the growing NCA's
+# seed; the advection NCA's random formations), zeroes a random circle in each of the `damage_n`
+# lowest-loss ones, rolls the batch out for a random number of steps in [rollout_min,
+# rollout_steps], descends the mean task loss of the final states, and writes the final states
+# back to the pool slots they came from. With `accumulate` k > 1, k such micro-batches (distinct
+# pool members) are rolled out and their gradients averaged into one update (the first
+# micro-batch draws from the step key's own streams, so k = 1 is the plain step). The pool is
+# in every checkpoint, so a resumed run is bit-identical.
 
 
-# The start state that replaces a batch's worst sample is drawn from fold_in(step key, this id)
-# (the growth task's seed cell draws nothing).
+# The start states that replace a batch's worst samples are drawn from fold_in(step key, this
+# id) (the growth task's seed cell draws nothing).
 SEED_STATE_STREAM = 11
 
 
@@ -375,43 +379,88 @@ def make_pool_step(exp: Experiment, static, tcfg: dict, optimizer) -> Callable:
     batch, pool_size = int(tcfg["batch"]), int(tcfg["pool_size"])
     longest, shortest = int(tcfg["rollout_steps"]), int(tcfg.get("rollout_min", tcfg["rollout_steps"]))
     n_damage = int(tcfg.get("damage_n", 0))
+    reseed, accumulate = int(tcfg.get("reseed_n", 1)), int(tcfg.get("accumulate", 1))
     radius = tuple(float(r) for r in tcfg.get("damage_radius", [0.1, 0.4]))
     if task.sample_loss is None:
         raise ValueError(f"training.regime pool needs a task with a per-sample loss, not {task.name!r}")
     if not 0 <= n_damage < batch:
         raise ValueError(f"training.damage_n must be in [0, batch), got {n_damage} for batch {batch}")
-    if batch > pool_size:
-        raise ValueError(f"training.batch {batch} is larger than training.pool_size {pool_size}")
+    if batch * accumulate > pool_size:
+        raise ValueError(
+            f"training.batch {batch} x training.accumulate {accumulate} is larger than training.pool_size {pool_size}"
+        )
+    if not 0 <= reseed <= batch - n_damage:
+        raise ValueError(f"training.reseed_n must be in [0, batch - damage_n], got {reseed}")
 
     @jax.jit
     def jitted_step(state: TrainState, static, key):
         k_pick, k_damage, k_len, k_roll = jax.random.split(key, 4)
+        k_seed = jax.random.fold_in(key, SEED_STATE_STREAM)
         pool = state.carry["pool"]
-        picked = jax.random.permutation(k_pick, pool_size)[:batch]
-        x = pool[picked]
-        order = jnp.argsort(-task.sample_loss(x), stable=True)  # the highest loss first
-        picked, x = picked[order], x[order]
-        x = x.at[0].set(task.initial_states(jax.random.fold_in(key, SEED_STATE_STREAM), 1)[0])
-        if n_damage:
-            _, h, w, _ = x.shape
-            masks = damage.random_circles(k_damage, n_damage, h, w, radius)
-            x = x.at[batch - n_damage :].set(damage.apply(x[batch - n_damage :], masks))
-        length = jax.random.randint(k_len, (), shortest, longest + 1)
+        chosen = jax.random.permutation(k_pick, pool_size)[: batch * accumulate]
+        params_of = _training_params(exp, static, jax.random.fold_in(key, RELAX_STREAM), state.step)
+        grads_sum, losses, lengths, task_metrics = None, [], [], []
+        for i in range(accumulate):  # micro-batches; the first draws from the step's own keys
+            keys = (k_damage, k_len, k_roll, k_seed)
+            k_dmg, k_ln, k_rl, k_sd = keys if i == 0 else (jax.random.fold_in(k, i) for k in keys)
+            picked = chosen[i * batch : (i + 1) * batch]
+            x = pool[picked]
+            order = jnp.argsort(-task.sample_loss(x), stable=True)  # the highest loss first
+            picked, x = picked[order], x[order]
+            x = x.at[:reseed].set(task.initial_states(k_sd, reseed))
+            if n_damage:
+                _, h, w, _ = x.shape
+                masks = damage.random_circles(k_dmg, n_damage, h, w, radius)
+                x = x.at[batch - n_damage :].set(damage.apply(x[batch - n_damage :], masks))
+            length = jax.random.randint(k_ln, (), shortest, longest + 1)
 
-        def loss_fn(trainable):
-            params = merge_params(trainable, static)
-            final = updates.rollout(exp.step, params, x, k_roll, mcfg, longest, remat=True, length=length)
-            per_sample = task.sample_loss(final)
-            return jnp.mean(per_sample), final
+            def loss_fn(trainable, x=x, k_rl=k_rl, length=length):
+                final = updates.rollout(
+                    exp.step, params_of(trainable), x, k_rl, mcfg, longest, remat=True, length=length
+                )
+                return jnp.mean(task.sample_loss(final)), final
 
-        (loss, final), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+            (loss, final), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+            grads_sum = grads if grads_sum is None else jax.tree.map(jnp.add, grads_sum, grads)
+            pool = pool.at[picked].set(final)
+            losses.append(loss)
+            lengths.append(length)
+            if task.metrics is not None:
+                task_metrics.append(task.metrics(final))
+        grads = grads_sum if accumulate == 1 else jax.tree.map(lambda g: g / accumulate, grads_sum)
         upd, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, upd)
-        pool = pool.at[picked].set(final)
-        metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads), "rollout_length": length}
+        metrics = {
+            "loss": _mean(losses),
+            "grad_norm": optax.tree.norm(grads),
+            "rollout_length": _mean(lengths),
+        }
+        metrics.update(
+            {k: _mean([m[k] for m in task_metrics]) for k in (task_metrics[0] if task_metrics else {})}
+        )
         return TrainState(params, opt_state, state.step + 1, {"pool": pool}), metrics
 
     return _bind_static(jitted_step, static)
+
+
+def _mean(values: list):
+    return values[0] if len(values) == 1 else jnp.mean(jnp.stack(values))
+
+
+def _training_params(exp: Experiment, static, k_relax, step_number) -> Callable:
+    """``trainable -> params`` as one training step runs them: merged with the wiring and, for a
+    family with a training method (``relax``: noise on discrete choices, exploration noise), in
+    that method's form."""
+
+    def params_of(trainable):
+        params = merge_params(trainable, static)
+        return (
+            params
+            if exp.family.relax is None
+            else exp.family.relax(params, k_relax, step_number, exp.model_cfg)
+        )
+
+    return params_of
 
 
 def trace_frames(tcfg: dict) -> int:

@@ -27,15 +27,22 @@ def fire_mask(key: jax.Array, state_shape: tuple[int, ...], fire_rate: float, dt
     return (jax.random.uniform(key, (*state_shape[:-1], 1)) <= fire_rate).astype(dtype)
 
 
+# ``post`` draws from fold_in(step key, this id), so the fire masks and the model's own draws
+# stay those of the step key.
+POST_STREAM = 13
+
+
 def wrap(step: Step, mode: str, fire_rate: float = 1.0, post: Callable | None = None) -> Step:
     """The model ``step`` updated synchronously or with per-cell fire-rate masking, then
-    ``post(before, after, cfg)`` for every cell (a family's rule that holds whether a cell fired
-    or not, e.g. the growing NCA's alive masking), if given."""
+    ``post(params, before, after, key, cfg)`` for every cell (a family's rule that holds whether
+    a cell fired or not: the growing NCA's alive masking, the advection NCA's transport of mass),
+    if given."""
     if post is not None:
         inner = wrap(step, mode, fire_rate)
 
         def with_post(params, state, key, cfg):
-            return post(state, inner(params, state, key, cfg), cfg)
+            after = inner(params, state, key, cfg)
+            return post(params, state, after, jax.random.fold_in(key, POST_STREAM), cfg)
 
         return with_post
     if mode == "sync":

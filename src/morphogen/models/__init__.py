@@ -32,8 +32,9 @@ class Family(NamedTuple):
     probe: Callable | None = None
     # (params, cfg) -> {name: (dims, array, coords)}: curves of a trained model for its figure
     curves: Callable | None = None
-    # (state before, state after, cfg) -> state: a rule every cell obeys after each update,
-    # whether it fired or not (the growing NCA's alive masking); updates.wrap applies it
+    # (params, state before, state after, key, cfg) -> state: a rule every cell obeys after
+    # each update, whether it fired or not (the growing NCA's alive masking, the advection NCA's
+    # transport of mass); updates.wrap applies it
     post: Callable | None = None
 
 
@@ -48,8 +49,26 @@ def check_model_keys(cfg: dict, choices: dict | None = None, non_negative: tuple
             raise ValueError(f"model.{key} must be >= 0, got {cfg[key]}")
 
 
+def glorot_mlp(key, sizes: list[int], zero_output: bool) -> list[dict]:
+    """``[{"w": (n_in, n_out), "b": (n_out,)}, ...]`` for layer widths ``sizes``: Glorot-uniform
+    weights (Keras' default), zero biases, the last layer's weights zero if ``zero_output``."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    keys = jax.random.split(key, len(sizes) - 1)
+    layers = []
+    for i, (k, n_in, n_out) in enumerate(zip(keys, sizes[:-1], sizes[1:])):
+        limit = np.sqrt(6.0 / (n_in + n_out))
+        w = jax.random.uniform(k, (n_in, n_out), jnp.float32, -limit, limit)
+        if zero_output and i == len(sizes) - 2:
+            w = jnp.zeros_like(w)
+        layers.append({"w": w, "b": jnp.zeros((n_out,), jnp.float32)})
+    return layers
+
+
 # The families, each a module of this package with a module-level ``FAMILY``.
-FAMILIES = ("difflogic", "patterning", "attention", "growing")
+FAMILIES = ("difflogic", "patterning", "attention", "growing", "advection")
 
 
 def get(name: str) -> Family:

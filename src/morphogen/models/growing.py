@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from morphogen.models import Family, check_model_keys
+from morphogen.models import Family, check_model_keys, glorot_mlp
 
 INIT_OUTPUT = ("zero", "random")
 ALPHA = 3  # the alpha channel
@@ -72,17 +72,8 @@ def init(key: jax.Array, cfg: dict) -> dict:
     """Hidden layers: Glorot-uniform weights (Keras' default, the reference's); output layer zero
     (``init_output: zero``) or Glorot-uniform; zero biases."""
     validate(cfg)
-    sizes = layer_sizes(cfg)
-    keys = jax.random.split(key, len(sizes) - 1)
     zero_out = cfg.get("init_output", "zero") == "zero"
-    layers = []
-    for i, (k, n_in, n_out) in enumerate(zip(keys, sizes[:-1], sizes[1:])):
-        limit = np.sqrt(6.0 / (n_in + n_out))
-        w = jax.random.uniform(k, (n_in, n_out), jnp.float32, -limit, limit)
-        if zero_out and i == len(sizes) - 2:
-            w = jnp.zeros_like(w)
-        layers.append({"w": w, "b": jnp.zeros((n_out,), jnp.float32)})
-    return {"layers": layers}
+    return {"layers": glorot_mlp(key, layer_sizes(cfg), zero_out)}
 
 
 def _shifts(x, fill: float):
@@ -127,9 +118,10 @@ def step(params: dict, state, key, cfg: dict):
     return state + update(params, state)
 
 
-def post(before, after, cfg: dict):
+def post(params: dict, before, after, key, cfg: dict):
     """Alive masking, for every cell after the (sync or fire-rate) update: a cell is emptied
     unless its neighbourhood had a living cell both before and after the step."""
+    del params, key
     threshold = float(cfg.get("alive_threshold", 0.1))
     return after * alive_mask(before, threshold) * alive_mask(after, threshold)
 
