@@ -314,3 +314,10 @@ def test_the_transition_table_and_f5_numbers_agree(tmp_path):
         summary["uniform_mse"],
         rows[rows.model == "trained"].groupby(["source", "target"], sort=False)["uniform_mse"].mean(),
     )
+
+
+def test_a_loss_that_turns_nan_stops_training_naming_the_step(tmp_path):
+    cfg = _experiment(steps=6)
+    cfg["training"]["optimizer"]["lr"] = float("nan")  # the params are NaN after the first update
+    with pytest.raises(training.TrainingDiverged, match=r"loss is nan at step 1"):
+        train_quietly(cfg, tmp_path)

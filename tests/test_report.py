@@ -30,10 +30,18 @@ FIGURES = {
     "F3_growing_async.gif": ("F3 growing NCA", "animation", "async-trained"),
     "F4_attention_online.png": ("F4 attention NCA", "static", "attention NCA, online"),
     "F4_attention_trajectory.gif": ("F4 attention NCA", "animation", "training trajectory"),
+    "F5_advection_transitions.png": ("F5 advection NCA", "static", "advection NCA"),
+    "F5_advection_transitions.gif": ("F5 advection NCA", "animation", "four transitions"),
     "F6_patterning_bp_vs_es.png": ("F6 patterning", "static", "backprop vs evolution strategy"),
     "F6_patterning_regulation.gif": ("F6 patterning", "animation", "f over training"),
 }
-TABLES = ("models.csv", "recovery_summary.csv", "recovery_comparison.csv")
+TABLES = (
+    "models.csv",
+    "recovery_summary.csv",
+    "recovery_comparison.csv",
+    "advection_transitions.csv",
+    "advection_summary.csv",
+)
 
 
 def _page_var(html: str, name: str):
@@ -118,6 +126,11 @@ def test_captions_show_the_numbers_of_the_results(report):
         assert f"<td>{int(trial0.error.iloc[-1])}</td>" in caption, name
     pairs = _caption(page, "recovery_comparison.csv")
     assert "checkerboard_async" in pairs and "growing_async" in pairs
+    advection = pd.read_csv(res / "tables" / "advection_summary.csv")
+    f5 = _caption(page, "F5_advection_transitions.png")
+    first = advection.iloc[0]
+    assert f"{first.mse_mean:.4f} [{first.mse_lo:.4f}, {first.mse_hi:.4f}]" in f5
+    assert "BLOB-&gt;LINE" in f5 or "BLOB->LINE" in f5
 
     # provenance: the workflow description shows the checkpoints' config hashes and git commit
     desc = page["workflow_desc"]
@@ -213,6 +226,7 @@ def test_report_renders_in_a_browser(report, tmp_path):
         "F2 self-healing",
         "F3 growing NCA",
         "F4 attention NCA",
+        "F5 advection NCA",
         "F6 patterning",
         "Tables",
         "Provenance",
