@@ -440,8 +440,9 @@ def transition_rows(path: str | Path) -> pd.DataFrame:
     uniform-spread baseline's ``uniform_mse`` of the same target."""
     experiment, seed = run_id(path)
     frames = []
+    present = store.groups(path)
     for group, model in (("scale1", "trained"), ("initial", "untrained")):
-        if group not in store.groups(path):
+        if group not in present:
             continue
         ds = store.read(path, group=group)
         mass = ds["mass"].values.astype(np.float64).sum(axis=(-2, -1))  # (pair, trial, step)

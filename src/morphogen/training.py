@@ -162,10 +162,8 @@ def make_train_step(exp: Experiment, static, tcfg: dict, optimizer) -> Callable:
         return jnp.mean(jax.vmap(task.loss)(traj[-loss_steps:])), traj[-1]
 
     def loss_fn(trainable, static, x0, key, k_relax, step_number):
-        params = merge_params(trainable, static)
-        if exp.family.relax is not None:
-            # The model's training method (e.g. noise on discrete choices), once per step.
-            params = exp.family.relax(params, k_relax, step_number, mcfg)
+        # the params in the model's training method (e.g. noise on discrete choices), once per step
+        params = _training_params(exp, static, k_relax, step_number)(trainable)
         return objective(exp.step, params, x0, key)
 
     # The wiring is an argument, not a constant baked into the program: then every seed of an
