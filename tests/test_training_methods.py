@@ -156,3 +156,33 @@ def test_rounded_states_step_reads_the_binary_state_and_passes_the_gradient_thro
     # the deployed circuit is unchanged: on binary states rounding is the identity
     hard = dl.harden(PARAMS)
     np.testing.assert_array_equal(np.asarray(step(hard, STATE)), np.asarray(_hard_step(PARAMS)))
+
+
+def _keys(tree: dict, prefix: str = "") -> set[str]:
+    """Dotted paths of the leaves of a nested dict."""
+    out = set()
+    for k, v in tree.items():
+        out |= _keys(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k}
+    return out
+
+
+def test_every_training_method_names_the_optimizer_and_init_keys_any_method_changes():
+    """A study compares methods on the same experiment: a method that left the learning rate or
+    weight decay to the experiment would mean something else in each preset (the quick async
+    experiment's lr is 0.2, the reference's 0.05)."""
+    import yaml
+    from conftest import ROOT
+
+    methods = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["training_methods"]
+    shared = {
+        name: {
+            k
+            for k in _keys(m)
+            if k.startswith("training.") or k.split(".")[-1] in ("pass_through_logit", "round_states")
+        }
+        for name, m in methods.items()
+    }
+    union = set().union(*shared.values())
+    assert {"training.optimizer.lr", "training.optimizer.weight_decay"} <= union
+    for name, keys in shared.items():
+        assert keys == union, f"training_methods.{name} leaves {sorted(union - keys)} to the experiment"
