@@ -71,6 +71,23 @@ def test_temperature_schedule_decays_geometrically_then_holds():
     assert float(dl.temperature_at({}, 7)) == 1.0
 
 
+def test_late_schedules_hold_until_their_start_then_run_as_configured():
+    # a method that hardens only once the mixture has left its start (the `_late` methods)
+    cfg = {"temperature": 1.0, "temperature_final": 0.1, "temperature_start": 300, "temperature_steps": 300}
+    values = [float(dl.temperature_at(cfg, s)) for s in (0, 299, 300, 450, 600, 900)]
+    np.testing.assert_allclose(values, [1.0, 1.0, 1.0, 0.1**0.5, 0.1, 0.1], rtol=1e-5)
+    mixed = {"hard_fraction": 1.0, "hard_fraction_start": 300, "hard_fraction_steps": 300}
+    shares = [float(dl.hard_fraction_at(mixed, s)) for s in (0, 300, 450, 600, 900)]
+    np.testing.assert_allclose(shares, [0.0, 0.0, 0.5, 1.0, 1.0], atol=1e-6)
+    # no gate is drawn hard before the start: the step's params are the softmax mixture's
+    params = dl.init(jax.random.key(0), {**TINY_MODEL, "relaxation": "mixed_st", **mixed})
+    early = dl.relax(params, jax.random.key(1), 299, {**TINY_MODEL, "relaxation": "mixed_st", **mixed})
+    late = dl.relax(params, jax.random.key(1), 600, {**TINY_MODEL, "relaxation": "mixed_st", **mixed})
+    for z, w, h in zip(*(jax.tree.leaves(t) for t in (params["logits"], early["weights"], late["weights"]))):
+        np.testing.assert_allclose(np.asarray(w), np.asarray(jax.nn.softmax(z, axis=-1)), rtol=1e-6)
+        np.testing.assert_array_equal(np.asarray(h), np.asarray(jax.nn.one_hot(jnp.argmax(z, -1), 16)))
+
+
 def _layer_gradients(cfg, params, key):
     task = tasks.make({"name": "checkerboard", "size": 9}, channels=cfg["channels"])
     x0 = jax.random.randint(jax.random.key(4), (2, 9, 9, cfg["channels"]), 0, 2).astype(jnp.float32)

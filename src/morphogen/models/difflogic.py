@@ -307,22 +307,28 @@ def _layer(w, surrogate, a, b, expand):
 RELAXATIONS = ("softmax", "gumbel_st", "hard_st", "mixed_st")
 
 
+def _progress(cfg: dict, name: str, step) -> jax.Array:
+    """How far the schedule ``name`` is at training step ``step``, in [0, 1]: 0 until
+    ``<name>_start`` (default 0), then rising linearly to 1 over ``<name>_steps`` steps."""
+    start = int(cfg.get(f"{name}_start", 0))
+    n = max(1, int(cfg.get(f"{name}_steps", 1)))
+    return jnp.clip((jnp.asarray(step, jnp.float32) - start) / n, 0.0, 1.0)
+
+
 def temperature_at(cfg: dict, step) -> jax.Array:
-    """The relaxation temperature at training step ``step``: ``temperature``, decaying
-    geometrically to ``temperature_final`` over ``temperature_steps`` steps, then held."""
+    """The relaxation temperature at training step ``step``: ``temperature`` until
+    ``temperature_start``, then decaying geometrically to ``temperature_final`` over
+    ``temperature_steps`` steps, then held."""
     t0 = float(cfg.get("temperature", 1.0))
     t1 = float(cfg.get("temperature_final", t0))
-    n = max(1, int(cfg.get("temperature_steps", 1)))
-    frac = jnp.clip(jnp.asarray(step, jnp.float32) / n, 0.0, 1.0)
-    return jnp.asarray(t0, jnp.float32) * (t1 / t0) ** frac
+    return jnp.asarray(t0, jnp.float32) * (t1 / t0) ** _progress(cfg, "temperature", step)
 
 
 def hard_fraction_at(cfg: dict, step) -> jax.Array:
-    """mixed_st: the share of gates that run their argmax at training step ``step``: rising
-    linearly from 0 to ``hard_fraction`` over ``hard_fraction_steps`` steps, then held."""
-    final = float(cfg.get("hard_fraction", 0.5))
-    n = max(1, int(cfg.get("hard_fraction_steps", 1)))
-    return final * jnp.clip(jnp.asarray(step, jnp.float32) / n, 0.0, 1.0)
+    """mixed_st: the share of gates that run their argmax at training step ``step``: 0 until
+    ``hard_fraction_start``, then rising linearly to ``hard_fraction`` over
+    ``hard_fraction_steps`` steps, then held."""
+    return float(cfg.get("hard_fraction", 0.5)) * _progress(cfg, "hard_fraction", step)
 
 
 def adaptive_temperature(logits, temperature, target_mass: float):
