@@ -4,7 +4,9 @@
 #   .ci/slurm.sh stop    stop them, by the PIDs they wrote
 # Debian's packages, run as root, without systemd, cgroups or slurmdbd. Without slurmdbd there is
 # no accounting, so `sacct` fails: the workflow must poll with `squeue`, which lists finished jobs
-# for MinJobAge seconds. State lives in $SLURM_DIR (default /tmp/morphogen-slurm).
+# for MinJobAge seconds: longer than the cluster test may run (its limit scales with the local
+# run, 1,471 s on a loaded machine), since the test asks squeue for every job it ran. State lives
+# in $SLURM_DIR (default /tmp/morphogen-slurm).
 set -euo pipefail
 S=${SLURM_DIR:-/tmp/morphogen-slurm}
 
@@ -41,7 +43,7 @@ SlurmdLogFile=$S/log/slurmd.log
 JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/none
-MinJobAge=600
+MinJobAge=7200
 NodeName=localhost NodeAddr=127.0.0.1 CPUs=$(nproc) RealMemory=$mem_mb State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 CONF

@@ -67,7 +67,7 @@ def _ci_profile(workdir):
             "jobs": 4,
             "retries": 0,
             "latency-wait": 5,
-            # No slurmdbd here: sacct cannot answer, so poll with squeue (MinJobAge=600).
+            # No slurmdbd here: sacct cannot answer, so poll with squeue (MinJobAge=7200).
             "slurm-status-command": "squeue",
             "slurm-init-seconds-before-status-checks": 1,
         }
