@@ -97,7 +97,54 @@ _SRC_DIR = str(Path(workflow.basedir) / "src")
 PRESET = config["preset"]
 RESULTS = Path("results") / PRESET
 SEEDS = config["seeds"]
-EXPERIMENTS = config["experiments"]
+
+
+def _check_with_method(exp, method, base):
+    """Raise WorkflowError naming the method if its keys make experiment ``base`` invalid
+    (the schema, then the model's own checks)."""
+    import jsonschema
+
+    from morphogen import models
+
+    schema = yaml.safe_load((Path(workflow.basedir) / "config" / "schema.yaml").read_text())
+    checker = jsonschema.Draft202012Validator({**schema["$defs"]["experiment"], "$defs": schema["$defs"]})
+    for err in checker.iter_errors(exp):
+        key = ".".join(str(p) for p in err.absolute_path)
+        raise WorkflowError(
+            f"config key training_methods.{method} makes experiments.{base}.{key} invalid: {err.message}"
+        )
+    try:
+        models.get(exp["family"]).validate(exp["model"])
+    except ValueError as e:
+        raise WorkflowError(f"config key training_methods.{method} (on experiments.{base}): {e}") from None
+
+
+def _experiments_with_their_methods():
+    """Each experiment with the training method its `training_method` key names merged in."""
+    import copy
+
+    if _SRC_DIR not in sys.path:
+        sys.path.insert(0, _SRC_DIR)
+    from morphogen import methods
+
+    out = {}
+    for name, exp in config["experiments"].items():
+        try:
+            out[name] = copy.deepcopy(
+                methods.apply(exp, config.get("training_methods", {}), where=f"experiments.{name}.training_method")
+            )
+        except ValueError as e:
+            raise WorkflowError(str(e)) from None
+        if "training_method" in exp:
+            _check_with_method(out[name], exp["training_method"], name)
+    return out
+
+
+# The experiments as the preset and --config give them (the study starts from these), then with
+# their methods: jobs that read the config see the keys their runs trained with.
+_AS_CONFIGURED = {name: dict(exp) for name, exp in config["experiments"].items()}
+EXPERIMENTS = _experiments_with_their_methods()
+config["experiments"].update(EXPERIMENTS)
 
 # Which experiments each figure reads.
 FIGURE_EXPERIMENTS = {
@@ -288,15 +335,11 @@ def study_experiments():
     seeds and one attempt (no restarts). Each is checked like a configured experiment."""
     import copy
 
-    import jsonschema
-
     study = config.get("study")
     if not study:
         return {}
     methods = config.get("training_methods", {})
-    schema = yaml.safe_load((Path(workflow.basedir) / "config" / "schema.yaml").read_text())
-    checker = jsonschema.Draft202012Validator({**schema["$defs"]["experiment"], "$defs": schema["$defs"]})
-    from morphogen import models
+    from morphogen import methods as method_lib
 
     out = {}
     for base, names in study["experiments"].items():
@@ -311,21 +354,13 @@ def study_experiments():
                     f"config key study.experiments.{base} names training method {method!r}, which is "
                     f"not in training_methods ({', '.join(sorted(methods)) or 'none'})"
                 )
-            exp = copy.deepcopy(config["experiments"][base])
-            update_config(exp, copy.deepcopy(methods[method]))
+            # from the experiment as configured, without the method it may name itself
+            configured = method_lib.without_method(_AS_CONFIGURED[base])
+            exp = copy.deepcopy(method_lib.apply(configured, methods, method))
             exp["seeds"] = list(study["seeds"])
             exp["training"]["restart_after"] = 0
-            name = f"{base}.{method}"
-            for err in checker.iter_errors(exp):
-                key = ".".join(str(p) for p in err.absolute_path)
-                raise WorkflowError(
-                    f"config key training_methods.{method} makes experiments.{base}.{key} invalid: {err.message}"
-                )
-            try:
-                models.get(exp["family"]).validate(exp["model"])
-            except ValueError as e:
-                raise WorkflowError(f"config key training_methods.{method} (on experiments.{base}): {e}") from None
-            out[name] = exp
+            _check_with_method(exp, method, base)
+            out[f"{base}.{method}"] = exp
     if not out:
         raise WorkflowError("config key study.experiments lists no training method for any experiment")
     return out

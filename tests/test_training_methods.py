@@ -203,3 +203,36 @@ def test_every_training_method_names_the_optimizer_and_init_keys_any_method_chan
     assert {"training.optimizer.lr", "training.optimizer.weight_decay"} <= union
     for name, keys in shared.items():
         assert keys == union, f"training_methods.{name} leaves {sorted(union - keys)} to the experiment"
+
+
+def test_an_experiment_takes_the_method_it_names_and_the_study_starts_without_it():
+    """`training_method` merges the named method over the experiment; the study's run of another
+    method starts from the experiment as configured, so no key of the first method leaks in."""
+    import yaml
+    from conftest import ROOT
+
+    from morphogen import methods
+
+    named = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["training_methods"]
+    late = next(n for n, m in named.items() if "hard_fraction_start" in m["model"])
+    exp = {
+        "model": {"relaxation": "softmax", "channels": 1},
+        "training": {"steps": 900, "optimizer": {"lr": 0.2, "decay_steps": 800}},
+        "training_method": late,
+    }
+    taken = methods.apply(exp, named)
+    assert taken["training_method"] == late
+    assert taken["model"]["hard_fraction_start"] == named[late]["model"]["hard_fraction_start"]
+    assert taken["model"]["channels"] == 1 and taken["training"]["steps"] == 900
+    assert taken["training"]["optimizer"]["lr"] == named[late]["training"]["optimizer"]["lr"]
+    assert taken["training"]["optimizer"]["decay_steps"] == 800  # a key the method leaves alone
+    assert exp["model"] == {"relaxation": "softmax", "channels": 1}  # the input is not changed
+
+    study_run = methods.apply(methods.without_method(exp), named, "softmax")
+    assert "training_method" not in study_run
+    assert "hard_fraction_start" not in study_run["model"]
+    assert study_run["model"]["relaxation"] == "softmax"
+    assert methods.apply(methods.without_method(exp), named) == methods.without_method(exp)
+
+    with pytest.raises(ValueError, match="experiments.x.training_method names training method 'adam'"):
+        methods.apply({**exp, "training_method": "adam"}, named, where="experiments.x.training_method")

@@ -105,6 +105,10 @@ def test_bad_preset_is_named_with_the_allowed_values(workflow_copy):
             "config key study.experiments.checkerboard_sync names training method 'adam', which is not in training_methods",
         ),
         (
+            "experiments:\n  checkerboard_sync:\n    training_method: adam\n",
+            "config key experiments.checkerboard_sync.training_method names training method 'adam', which is not in training_methods",
+        ),
+        (
             "training_methods:\n  gumbel_st: {model: {temperature: 0}}\n",
             "config key training_methods.gumbel_st makes experiments.checkerboard_sync.model.temperature invalid",
         ),
