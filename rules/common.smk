@@ -99,16 +99,21 @@ RESULTS = Path("results") / PRESET
 SEEDS = config["seeds"]
 
 
+@functools.cache
+def _experiment_checker():
+    """The schema's validator of one experiment (built once, for every method's check)."""
+    import jsonschema
+
+    schema = yaml.safe_load((Path(workflow.basedir) / "config" / "schema.yaml").read_text())
+    return jsonschema.Draft202012Validator({**schema["$defs"]["experiment"], "$defs": schema["$defs"]})
+
+
 def _check_with_method(exp, method, base):
     """Raise WorkflowError naming the method if its keys make experiment ``base`` invalid
     (the schema, then the model's own checks)."""
-    import jsonschema
-
     from morphogen import models
 
-    schema = yaml.safe_load((Path(workflow.basedir) / "config" / "schema.yaml").read_text())
-    checker = jsonschema.Draft202012Validator({**schema["$defs"]["experiment"], "$defs": schema["$defs"]})
-    for err in checker.iter_errors(exp):
+    for err in _experiment_checker().iter_errors(exp):
         key = ".".join(str(p) for p in err.absolute_path)
         raise WorkflowError(
             f"config key training_methods.{method} makes experiments.{base}.{key} invalid: {err.message}"
@@ -349,14 +354,13 @@ def study_experiments():
                 f"({', '.join(sorted(config['experiments']))})"
             )
         for method in names:
-            if method not in methods:
-                raise WorkflowError(
-                    f"config key study.experiments.{base} names training method {method!r}, which is "
-                    f"not in training_methods ({', '.join(sorted(methods)) or 'none'})"
-                )
             # from the experiment as configured, without the method it may name itself
-            configured = method_lib.without_method(_AS_CONFIGURED[base])
-            exp = copy.deepcopy(method_lib.apply(configured, methods, method))
+            try:
+                exp = copy.deepcopy(
+                    method_lib.apply(_AS_CONFIGURED[base], methods, method, where=f"study.experiments.{base}")
+                )
+            except ValueError as e:
+                raise WorkflowError(str(e)) from None
             exp["seeds"] = list(study["seeds"])
             exp["training"]["restart_after"] = 0
             _check_with_method(exp, method, base)

@@ -6,20 +6,15 @@ import pytest
 import yaml
 from conftest import ROOT
 
-from morphogen import evaluation, training
-
-
-def _merge(base, over):
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = _merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
-    return out
+from morphogen import evaluation, methods, training
 
 
 def preset_experiment(preset: str, name: str) -> dict:
+    """The preset's experiment as the workflow runs it, with the training method it names."""
     base = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     over = yaml.safe_load((ROOT / "config" / "presets" / f"{preset}.yaml").read_text()) or {}
-    return _merge(base, over)["experiments"][name]
+    cfg = methods.merged(base, over)
+    return methods.apply(cfg["experiments"][name], cfg.get("training_methods", {}))
 
 
 @pytest.mark.slow
