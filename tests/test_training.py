@@ -70,12 +70,20 @@ def _final_params(result):
     return jax.tree.leaves(training.final_params(result["state"], result["static"]))
 
 
-@pytest.mark.parametrize("relaxation", ["softmax", "gumbel_st", "mixed_st"])
-def test_resume_from_a_checkpoint_equals_an_uninterrupted_run(tiny_experiment, tmp_path, relaxation):
+@pytest.mark.parametrize(
+    "relaxation,skip_spikes", [("softmax", None), ("gumbel_st", None), ("mixed_st", 1.5)]
+)
+def test_resume_from_a_checkpoint_equals_an_uninterrupted_run(
+    tiny_experiment, tmp_path, relaxation, skip_spikes
+):
     """Also with a training method that draws noise every step (gumbel_st's Gumbel noise,
-    mixed_st's choice of hard gates): the draws come from the step's key, not from state."""
+    mixed_st's choice of hard gates): the draws come from the step's key, not from state; and
+    with the spike guard, whose running norm is optimizer state (a factor of 1.5 skips steps)."""
     tiny_experiment["model"].update(relaxation=relaxation, pass_through_logit=2.0)
+    tiny_experiment["training"]["optimizer"]["skip_spikes"] = skip_spikes
     full = _train(tiny_experiment, tmp_path, "full")
+    if skip_spikes:
+        assert 0 < np.sum(full["history"]["skipped_update"]) < len(full["history"]["skipped_update"])
     # Interrupted: the same run stopped after 10 steps (two checkpoints), then resumed.
     short = {**tiny_experiment, "training": {**tiny_experiment["training"], "steps": 10}}
     part = training.train(
@@ -240,3 +248,39 @@ def test_a_step_with_a_non_finite_gradient_is_skipped_and_counted(tiny_experimen
     start = training.init_params(training.build(tiny_experiment), 0)
     for x, y in zip(jax.tree.leaves(start), _final_params(r)):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_a_gradient_spike_is_skipped_and_a_lasting_change_of_scale_is_not():
+    """optimizer.skip_spikes: a gradient far above the running norm leaves params and Adam's
+    moments as they were and is flagged; ordinary gradients are applied; a gradient scale that
+    stays high is accepted after a few dozen steps, so training does not freeze."""
+    import jax.numpy as jnp
+    import optax
+
+    opt = training.make_optimizer(
+        {"lr": 0.1, "b1": 0.9, "b2": 0.99, "weight_decay": 0.0, "skip_spikes": 10}, 100
+    )
+    params = {"w": jnp.ones(3)}
+    state = opt.init(params)
+
+    def step(params, state, g):
+        upd, state = opt.update({"w": jnp.full(3, g, jnp.float32)}, state, params)
+        return optax.apply_updates(params, upd), state
+
+    for _ in range(5):
+        params, state = step(params, state, 0.1)
+        assert float(state.skipped) == 0.0
+    before_params, before_state = params, state
+    params, state = step(params, state, 1000.0)
+    assert float(state.skipped) == 1.0
+    np.testing.assert_array_equal(np.asarray(params["w"]), np.asarray(before_params["w"]))
+    for x, y in zip(jax.tree.leaves(state.inner), jax.tree.leaves(before_state.inner)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    params, state = step(params, state, 0.2)  # twice the usual: applied
+    assert float(state.skipped) == 0.0
+    assert not np.array_equal(np.asarray(params["w"]), np.asarray(before_params["w"]))
+    skipped = []
+    for _ in range(60):
+        params, state = step(params, state, 30.0)
+        skipped.append(float(state.skipped))
+    assert skipped[0] == 1.0 and 0 < sum(skipped) < 40 and skipped[-10:] == [0.0] * 10

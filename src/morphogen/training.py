@@ -68,9 +68,50 @@ def merge_params(trainable, static):
 # --------------------------------------------------------------------------- optimizer
 
 
+class SpikeGuardState(NamedTuple):
+    inner: Any  # the guarded optimizer's state, as of the last step it took
+    typical_norm: jax.Array  # float32: running mean of the accepted gradients' global norms
+    skipped: jax.Array  # float32: 1.0 when the last update was skipped as a spike
+
+
+def skip_spikes(
+    inner: optax.GradientTransformation, factor: float, memory: float = 0.9, growth: float = 1.1
+) -> optax.GradientTransformation:
+    """``inner``, except that a gradient whose global norm exceeds ``factor`` times the running
+    mean of the accepted ones is not applied: the update is zero and ``inner``'s state (Adam's
+    moments) stays as it was, as if the step had not happened.
+
+    Backpropagating a nearly discrete circuit through a long rollout now and then gives a
+    gradient thousands of times the usual size; Adam turns such a step into a full-size update in
+    a meaningless direction and keeps pushing that way for tens of steps. Clipping the norm does
+    not help, since the direction is what is wrong. The running mean grows by ``growth`` each
+    skipped step, so a lasting change of the gradient's scale is accepted after a few dozen
+    steps instead of freezing training. The first step sets the running mean."""
+
+    def init(params):
+        return SpikeGuardState(inner.init(params), jnp.zeros([], jnp.float32), jnp.zeros([], jnp.float32))
+
+    def update(grads, state, params=None):
+        norm = optax.tree.norm(grads).astype(jnp.float32)
+        first = state.typical_norm == 0
+        accept = first | (norm <= factor * state.typical_norm)
+        upd, inner_state = inner.update(grads, state.inner, params)
+        upd = jax.tree.map(lambda u: jnp.where(accept, u, jnp.zeros_like(u)), upd)
+        inner_state = jax.tree.map(lambda new, old: jnp.where(accept, new, old), inner_state, state.inner)
+        typical = jnp.where(
+            first,
+            norm,
+            jnp.where(accept, memory * state.typical_norm + (1 - memory) * norm, growth * state.typical_norm),
+        )
+        return upd, SpikeGuardState(inner_state, typical, 1.0 - accept.astype(jnp.float32))
+
+    return optax.GradientTransformation(init, update)
+
+
 def make_optimizer(ocfg: dict, total_steps: int) -> optax.GradientTransformation:
     """Optional per-tensor gradient normalisation, clip (element-wise value) and/or clip_norm
-    (global norm), then AdamW, with a constant, cosine or piecewise-constant learning rate."""
+    (global norm), then AdamW, with a constant, cosine or piecewise-constant learning rate; with
+    ``skip_spikes: factor`` all of it guarded by :func:`skip_spikes`."""
     lr = ocfg["lr"]
     schedule = ocfg.get("schedule", "constant")
     if schedule == "constant":
@@ -100,7 +141,10 @@ def make_optimizer(ocfg: dict, total_steps: int) -> optax.GradientTransformation
     if ocfg.get("clip_norm") is not None:
         parts.append(optax.clip_by_global_norm(float(ocfg["clip_norm"])))
     parts.append(optax.adamw(lr_fn, b1=ocfg["b1"], b2=ocfg["b2"], weight_decay=ocfg["weight_decay"]))
-    return optax.chain(*parts)
+    chain = optax.chain(*parts)
+    if ocfg.get("skip_spikes") is not None:
+        return skip_spikes(chain, float(ocfg["skip_spikes"]))
+    return chain
 
 
 # --------------------------------------------------------------------------- experiment pieces
@@ -197,6 +241,8 @@ def make_train_step(exp: Experiment, static, tcfg: dict, optimizer) -> Callable:
             lambda new, old: jnp.where(finite, new, old), (params, opt_state), (state.params, state.opt_state)
         )
         metrics["skipped_update"] = 1.0 - finite.astype(jnp.float32)
+        if isinstance(opt_state, SpikeGuardState):  # optimizer.skip_spikes: a spike is skipped too
+            metrics["skipped_update"] = jnp.maximum(metrics["skipped_update"], opt_state.skipped)
         if exp.family.probe is not None:
             metrics.update(exp.family.probe(merge_params(params, static), mcfg))
         return TrainState(params, opt_state, state.step + 1), metrics
