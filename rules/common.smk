@@ -108,9 +108,10 @@ def _experiment_checker():
     return jsonschema.Draft202012Validator({**schema["$defs"]["experiment"], "$defs": schema["$defs"]})
 
 
-def _check_with_method(exp, method, base):
+def _check_with_method(exp, method, base, raw):
     """Raise WorkflowError naming the method if its keys make experiment ``base`` invalid
-    (the schema, then the model's own checks)."""
+    (the schema, then the model's own checks). Where the experiment's own keys (``raw``, before
+    the merge) are invalid already, the error is theirs: `_check_models` names them."""
     from morphogen import models
 
     for err in _experiment_checker().iter_errors(exp):
@@ -118,9 +119,14 @@ def _check_with_method(exp, method, base):
         raise WorkflowError(
             f"config key training_methods.{method} makes experiments.{base}.{key} invalid: {err.message}"
         )
+    family = models.get(exp["family"])
     try:
-        models.get(exp["family"]).validate(exp["model"])
+        family.validate(exp["model"])
     except ValueError as e:
+        try:
+            family.validate(raw.get("model", {}))
+        except ValueError:
+            return
         raise WorkflowError(f"config key training_methods.{method} (on experiments.{base}): {e}") from None
 
 
@@ -141,7 +147,7 @@ def _experiments_with_their_methods():
         except ValueError as e:
             raise WorkflowError(str(e)) from None
         if "training_method" in exp:
-            _check_with_method(out[name], exp["training_method"], name)
+            _check_with_method(out[name], exp["training_method"], name, exp)
     return out
 
 
@@ -363,7 +369,7 @@ def study_experiments():
                 raise WorkflowError(str(e)) from None
             exp["seeds"] = list(study["seeds"])
             exp["training"]["restart_after"] = 0
-            _check_with_method(exp, method, base)
+            _check_with_method(exp, method, base, _AS_CONFIGURED[base])
             out[f"{base}.{method}"] = exp
     if not out:
         raise WorkflowError("config key study.experiments lists no training method for any experiment")

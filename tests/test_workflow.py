@@ -140,6 +140,11 @@ def test_bad_preset_is_named_with_the_allowed_values(workflow_copy):
             "experiments:\n  checkerboard_sync:\n    model:\n      update_layers: [64, 8]\n",
             "config key experiments.checkerboard_sync.model.update_layers[1]=8 is too narrow for 64 inputs",
         ),
+        (  # the experiment's own key is wrong, not the method it names
+            "experiments:\n  checkerboard_sync:\n    training_method: mixed_st_guarded\n"
+            "    model:\n      update_layers: [64, 8]\n",
+            "config key experiments.checkerboard_sync.model.update_layers[1]=8 is too narrow for 64 inputs",
+        ),
     ],
 )
 def test_bad_config_stops_before_any_job_naming_the_key(workflow_copy, tmp_path, override, message):
