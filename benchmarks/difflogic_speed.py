@@ -36,7 +36,7 @@ def main() -> None:
     import jax.numpy as jnp
     import yaml
 
-    from morphogen import tasks, training, updates
+    from morphogen import optimizers, tasks, training, updates
 
     cfg = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "config.yaml").read_text())
     exp_cfg = cfg["experiments"]["checkerboard_sync"]
@@ -44,7 +44,7 @@ def main() -> None:
     params = training.init_params(exp, 0)
     trainable, static = training.split_params(params)
     tcfg = exp_cfg["training"]
-    opt = training.make_optimizer(tcfg["optimizer"], tcfg["steps"])
+    opt = optimizers.make_optimizer(tcfg["optimizer"], tcfg["steps"])
     state = training.TrainState(trainable, opt.init(trainable), jnp.asarray(0, jnp.int32))
     train_step = training.make_train_step(exp, static, tcfg, opt)
 

@@ -46,7 +46,7 @@ def main() -> None:
     import jax.numpy as jnp
     import optax
 
-    from morphogen import tasks, training
+    from morphogen import optimizers, tasks, training
 
     size = args.grid - 8
     cfg = {
@@ -79,7 +79,7 @@ def main() -> None:
     # --- morphogen
     exp = training.build(cfg)
     trainable, static = training.split_params(training.init_params(exp, 0))
-    opt = training.make_optimizer(cfg["training"]["optimizer"], 1000)
+    opt = optimizers.make_optimizer(cfg["training"]["optimizer"], 1000)
     pool = training.initial_pool(exp, 0, cfg["training"])
     state = training.TrainState(trainable, opt.init(trainable), jnp.asarray(0, jnp.int32), pool)
     step = training.make_pool_step(exp, static, cfg["training"], opt)

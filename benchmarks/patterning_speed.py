@@ -30,7 +30,7 @@ def main() -> None:
     import jax
     import yaml
 
-    from morphogen import training
+    from morphogen import optimizers, training
 
     config = yaml.safe_load((root / "config" / "config.yaml").read_text())
     quick = yaml.safe_load((root / "config" / "presets" / "quick.yaml").read_text())
@@ -52,7 +52,7 @@ def main() -> None:
             step = training.make_evolution_step(exp, static, tcfg)
         else:
             trainable, static = training.split_params(training.init_params(exp, 0))
-            optimizer = training.make_optimizer(tcfg["optimizer"], tcfg["steps"])
+            optimizer = optimizers.make_optimizer(tcfg["optimizer"], tcfg["steps"])
             state = training.TrainState(trainable, optimizer.init(trainable), jax.numpy.asarray(0))
             step = training.make_train_step(exp, static, tcfg, optimizer)
         state, metrics = step(state, jax.random.key(0))  # compile

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from conftest import train_quietly
 
-from morphogen import provenance, tasks, training
+from morphogen import optimizers, provenance, tasks, training
 from morphogen.models import attention
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,7 +112,7 @@ def test_the_parameter_count_includes_the_position_bias():
 def _one_online_step(x, cfg):
     exp = training.build(cfg)
     trainable, static = training.split_params(training.init_params(exp, 0))
-    optimizer = training.make_optimizer(cfg["training"]["optimizer"], 10)
+    optimizer = optimizers.make_optimizer(cfg["training"]["optimizer"], 10)
     carry = {"x": jnp.asarray(x), "out": jnp.asarray(x), "spikes": jnp.asarray(0, jnp.int32)}
     state = training.TrainState(trainable, optimizer.init(trainable), jnp.asarray(0, jnp.int32), carry)
     step = training.make_online_step(exp, static, cfg["training"], optimizer)
@@ -205,7 +205,7 @@ def test_the_online_regime_refuses_restarts_and_tasks_without_an_epsilon(tmp_pat
     exp = training.build(cfg)._replace(task=tasks.make({"name": "checkerboard", "size": 8}, channels=3))
     with pytest.raises(ValueError, match="epsilon"):
         training.make_online_step(
-            exp, None, cfg["training"], training.make_optimizer(cfg["training"]["optimizer"], 1)
+            exp, None, cfg["training"], optimizers.make_optimizer(cfg["training"]["optimizer"], 1)
         )
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from conftest import assert_resumes_bit_identical, train_quietly
 
-from morphogen import damage, tasks, training, updates
+from morphogen import damage, optimizers, tasks, training, updates
 from morphogen.models import growing
 
 MODEL = {"channels": 16, "hidden": [32], "init_output": "zero", "alive_threshold": 0.1}
@@ -123,7 +123,7 @@ def test_the_growth_target_is_the_organism_centred_with_nothing_clipped(size, pa
 def _pool_step(cfg, pool):
     exp = training.build(cfg)
     trainable, static = training.split_params(training.init_params(exp, 0))
-    opt = training.make_optimizer(cfg["training"]["optimizer"], cfg["training"]["steps"])
+    opt = optimizers.make_optimizer(cfg["training"]["optimizer"], cfg["training"]["steps"])
     state = training.TrainState(trainable, opt.init(trainable), jnp.asarray(0, jnp.int32), {"pool": pool})
     step = training.make_pool_step(exp, static, cfg["training"], opt)
     return exp, step(state, jax.random.key(5))

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from conftest import ROOT
 
-from morphogen import checkpoint, training
+from morphogen import checkpoint, optimizers, training
 
 
 def _train(cfg, tmp_path, name="run", seed=0):
@@ -257,7 +257,7 @@ def test_a_gradient_spike_is_skipped_and_a_lasting_change_of_scale_is_not():
     import jax.numpy as jnp
     import optax
 
-    opt = training.make_optimizer(
+    opt = optimizers.make_optimizer(
         {"lr": 0.1, "b1": 0.9, "b2": 0.99, "weight_decay": 0.0, "skip_spikes": 10}, 100
     )
     params = {"w": jnp.ones(3)}
