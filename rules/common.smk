@@ -516,6 +516,11 @@ def train_timings(experiments=None):
     ]
 
 
+def logic_experiments(experiments=None):
+    """The experiments (of the figures, by default) whose models are logic circuits."""
+    return [e for e in (experiments or figure_experiments()) if EXPERIMENTS[e]["family"] == "difflogic"]
+
+
 def damage_experiments(experiments=None):
     """The experiments (of the figures, by default) that list damage protocols."""
     return [e for e in (experiments or figure_experiments()) if EXPERIMENTS[e]["evaluation"].get("damage")]

@@ -7,6 +7,7 @@ rule models_table:
         rollouts=runs("rollout.zarr"),
         recoveries=runs("recovery.zarr", damage_experiments()),
         timings=train_timings(),
+        circuits=runs("circuit.json", logic_experiments()),
     output:
         models=report(
             str(RESULTS / "tables" / "models.csv"),

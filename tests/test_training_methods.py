@@ -88,6 +88,50 @@ def test_late_schedules_hold_until_their_start_then_run_as_configured():
         np.testing.assert_array_equal(np.asarray(h), np.asarray(jax.nn.one_hot(jnp.argmax(z, -1), 16)))
 
 
+def test_noise_makes_the_mixture_a_gumbel_softmax_sample_and_its_discrete_gates_samples():
+    """noise_scale on softmax and mixed_st: Gumbel noise on the logits, drawn from the step's key."""
+
+    def stepper(cfg):
+        return jax.jit(lambda p, k: dl.step(dl.relax(p, k, 1, cfg), STATE, None, cfg))
+
+    keys = [jax.random.key(k) for k in (7, 8)]
+    plain = np.asarray(_soft_step(PARAMS, TINY_MODEL, None))
+    noisy = stepper({**TINY_MODEL, "noise_scale": 1.0})
+    a, b = (np.asarray(noisy(PARAMS, k)) for k in keys)
+    np.testing.assert_array_equal(a, np.asarray(noisy(PARAMS, keys[0])))
+    assert np.abs(a - plain).max() > 1e-3 and np.abs(a - b).max() > 1e-3
+    # the mixture is softmax(logits + noise): at temperature -> 0, the sampled circuit
+    cold_cfg = {**TINY_MODEL, "noise_scale": 1.0, "temperature": 1e-4}
+    mixed_cfg = {**TINY_MODEL, "noise_scale": 1.0, "relaxation": "mixed_st", "hard_fraction": 1.0}
+    cold, mixed = stepper(cold_cfg), stepper(mixed_cfg)
+    for k in keys:
+        hard = np.asarray(_hard_step(_with_ops(PARAMS, dl.sampled_ops(PARAMS, k, cold_cfg))))
+        np.testing.assert_allclose(np.asarray(cold(PARAMS, k)), hard, atol=1e-3)
+        # mixed_st with every gate discrete runs the same sampled circuit exactly
+        np.testing.assert_array_equal(np.asarray(mixed(PARAMS, k)), hard)
+    argmax = jax.tree.leaves(dl.hard_ops(PARAMS))
+    sampled = jax.tree.leaves(dl.sampled_ops(PARAMS, keys[0], mixed_cfg))
+    assert any(np.any(x != y) for x, y in zip(argmax, sampled))
+    # without noise nothing changes
+    np.testing.assert_array_equal(
+        np.asarray(stepper({**TINY_MODEL, "noise_scale": 0.0})(PARAMS, None)), plain
+    )
+
+
+def test_backward_mass_keeps_the_mixture_forward_and_gives_confident_gates_a_gradient():
+    """backward_mass on softmax: the forward pass is the mixture's; the gradient is that of a
+    softmax hot enough that a gate as sure as the pass-through start (margin 10) can still move."""
+    params = dl.init(jax.random.key(0), TINY_MODEL)
+    adaptive = {**TINY_MODEL, "backward_mass": 0.1}
+    np.testing.assert_array_equal(
+        np.asarray(_soft_step(params, adaptive, None)), np.asarray(_soft_step(params, TINY_MODEL, None))
+    )
+    plain = _layer_gradients(TINY_MODEL, params, None)
+    hot = _layer_gradients(adaptive, params, None)
+    ratio = sum(g.sum() for g in hot) / sum(g.sum() for g in plain)
+    assert ratio > 10
+
+
 def _layer_gradients(cfg, params, key):
     task = tasks.make({"name": "checkerboard", "size": 9}, channels=cfg["channels"])
     x0 = jax.random.randint(jax.random.key(4), (2, 9, 9, cfg["channels"]), 0, 2).astype(jnp.float32)

@@ -244,6 +244,14 @@ def test_test_preset_builds_every_figure_and_table(test_preset_run):
     }
     for seed in (0, 1):
         assert want <= set(models[models.seed == seed].metric)
+    # every trained circuit is exported, and its NumPy netlist runs exactly as the circuit does
+    differing = models[models.metric == "netlist_cells_differing"]
+    assert len(differing) == 4 and (differing.value == 0).all()
+    assert all(
+        (res / e / f"seed{s}" / "circuit.v").is_file()
+        for e in ("checkerboard_sync", "checkerboard_async")
+        for s in (0, 1)
+    )
     timings = pd.read_csv(res / "tables" / "timings.csv")
     assert (timings[timings.metric == "train_seconds"].value > 0).all()
     history = pd.read_csv(res / "checkerboard_sync" / "seed0" / "train.csv")

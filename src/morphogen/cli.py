@@ -1,7 +1,8 @@
 """The ``morphogen`` command.
 
 morphogen info                         versions, devices, XLA flags
-morphogen export CHECKPOINT OUT.json   a trained logic circuit as a JAX-free netlist
+morphogen export CHECKPOINT OUT       a trained logic circuit, pruned, as OUT.json (run it with
+                                       python -m morphogen.netlist OUT.json) and OUT.v (Verilog)
 morphogen diff [A] [B]                 compare two results trees (directories or git revisions):
                                        tables, stores, checkpoints, figures, and why they differ
 """
@@ -11,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 
 def _info(args) -> int:
@@ -41,10 +41,9 @@ def _export(args) -> int:
         return 2
     exp = training.build(cfg)
     params = training.load_params(exp, args.checkpoint, int(meta["seed"]))
-    netlist = difflogic.export_netlist(params, cfg["model"])
-    netlist["provenance"] = {k: meta[k] for k in ("experiment", "seed", "config_hash", "git_commit")}
-    Path(args.out).write_text(json.dumps(netlist, separators=(",", ":")) + "\n")
-    print(f"wrote {args.out}: {sum(len(layer['ops']) for layer in netlist['layers'])} gate rows")
+    prov = {k: meta[k] for k in ("experiment", "seed", "config_hash", "git_commit") if k in meta}
+    net, json_path, verilog_path = difflogic.write_circuit(params, cfg["model"], args.out, prov)
+    print(f"wrote {json_path} and {verilog_path}: {len(net['gates'])} gates (of {net['gates_unpruned']})")
     return 0
 
 
@@ -104,11 +103,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help="versions, devices and XLA flags").set_defaults(func=_info)
-    p = sub.add_parser("export", help="export a trained DiffLogic circuit as a JSON netlist")
+    p = sub.add_parser("export", help="export a trained DiffLogic circuit, pruned, as JSON and Verilog")
     p.add_argument(
         "checkpoint", help="a final checkpoint directory (results/<preset>/<exp>/seed<k>/checkpoint)"
     )
-    p.add_argument("out", help="output .json path")
+    p.add_argument("out", help="output path: writes OUT.json and OUT.v")
     p.set_defaults(func=_export)
     p = sub.add_parser(
         "diff",

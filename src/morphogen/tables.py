@@ -102,8 +102,24 @@ def histories_by_experiment(paths) -> dict[str, pd.DataFrame]:
     return {k: pd.concat(v, ignore_index=True) for k, v in out.items()}
 
 
-def models_table(histories, rollouts, recoveries=(), timings=()) -> pd.DataFrame:
+def circuit_rows(path: str | Path, experiment: str, seed: int) -> list[dict]:
+    """An exported logic circuit (circuit.json and circuit.v beside it): its size on disk, and
+    how many cells its NumPy evaluator got wrong against the JAX hard path (0: it is exact)."""
+    p = Path(path)
+    net = json.loads(p.read_text())
+    rows = [
+        {"metric": "netlist_json_bytes", "value": p.stat().st_size},
+        {"metric": "netlist_verilog_bytes", "value": p.with_suffix(".v").stat().st_size},
+    ]
+    if "check" in net:
+        rows.append({"metric": "netlist_cells_differing", "value": net["check"]["cells_differing"]})
+    return [{"experiment": experiment, "seed": seed, **r} for r in rows]
+
+
+def models_table(histories, rollouts, recoveries=(), timings=(), circuits=()) -> pd.DataFrame:
     rows = []
+    for c in circuits:
+        rows += circuit_rows(c, *run_id(c))
     for h in histories:
         rows += training_rows(h, *run_id(h))
     for t in timings:  # the training budget: trajectories simulated

@@ -112,7 +112,7 @@ def build(runs: pd.DataFrame, summary: pd.DataFrame, histories: list):
         ax_gates.set_xticks(range(len(order)), order, fontsize=6)
         ax_gates.set_ylim(bottom=0)
         ax_gates.set_ylabel(f"gates (of {int(runs.gates_total.max())})")
-        ax_gates.set_title("(e) active gates (not a wire)")
+        ax_gates.set_title("(e) active gates (pruned circuit)")
 
     # (c, d) the gap over training
     for ax, exp, letter in zip(gap_axes, experiments, "cdfg"):

@@ -53,6 +53,7 @@ Shapes: a state is ``(batch, height, width, channels)`` float32 with values in [
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -60,6 +61,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from morphogen import netlist
 from morphogen.models import Family
 
 PASS_THROUGH_GATE = 3  # "A": the gate index that starts with a large logit
@@ -356,34 +358,46 @@ def relax(params: dict, key: jax.Array, step, cfg: dict) -> dict:
     if method not in RELAXATIONS:
         raise ValueError(f"model.relaxation must be one of {RELAXATIONS}, got {method!r}")
     tau = temperature_at(cfg, step)
-    if method == "softmax":
-        if "temperature" not in cfg and "temperature_final" not in cfg:
-            return params  # the reference: temperature 1
-        weights = jax.tree.map(lambda z: jax.nn.softmax(z / tau, axis=-1), params["logits"])
-        return {"weights": weights, "surrogate": None, "wires": params["wires"]}
+    noise = cfg.get("noise_scale")
+    noise = float(1.0 if noise is None and method == "gumbel_st" else noise or 0.0)
+    mass = cfg.get("backward_mass")
+    mass = float(0.1 if mass is None and method == "hard_st" else mass or 0.0)
+    plain = "temperature" not in cfg and "temperature_final" not in cfg and not noise and not mass
+    if method == "softmax" and plain:
+        return params  # the reference: temperature 1
     leaves, tree = jax.tree.flatten(params["logits"])
-    keys = jax.random.split(key, len(leaves))
-    hard, surrogate = [], []
+    keys = jax.random.split(key, len(leaves)) if key is not None else [None] * len(leaves)
+
+    def noisy(z, k):
+        # Gumbel noise on the logits: the mixture (or the argmax) becomes a sample; gumbel_st
+        # draws it from the gate layer's key, the others leave that key to mixed_st's choice
+        if not noise:
+            return z
+        k = k if method == "gumbel_st" else jax.random.fold_in(k, 1)
+        return z + noise * jax.random.gumbel(k, z.shape, z.dtype)
+
+    def backward(zz, soft):
+        # the relaxation whose gradient the step passes back: the forward's own softmax, or one
+        # whose temperature keeps `mass` off each gate's top operation
+        return jax.nn.softmax(zz / adaptive_temperature(zz, tau, mass), axis=-1) if mass else soft
+
+    forward, surrogate = [], []
     for z, k in zip(leaves, keys):
-        if method == "mixed_st":
+        zz = noisy(z, k)
+        soft = jax.nn.softmax(zz / tau, axis=-1)
+        if method == "softmax":
+            forward.append(soft)
+        elif method == "mixed_st":
             # each gate runs its argmax with probability p (straight-through), else its mixture
-            soft = jax.nn.softmax(z / tau, axis=-1)
             pick = jax.random.bernoulli(k, hard_fraction_at(cfg, step), z.shape[:-1])[..., None]
-            hard.append(jnp.where(pick, jax.nn.one_hot(jnp.argmax(z, axis=-1), 16, dtype=z.dtype), soft))
-            surrogate.append(soft)
-            continue
-        if method == "gumbel_st":
-            zz = z + float(cfg.get("noise_scale", 1.0)) * jax.random.gumbel(k, z.shape, z.dtype)
-            soft = jax.nn.softmax(zz / tau, axis=-1)
-        else:  # hard_st
-            zz = z
-            soft = jax.nn.softmax(
-                z / adaptive_temperature(z, tau, float(cfg.get("backward_mass", 0.1))), axis=-1
-            )
-        hard.append(jax.nn.one_hot(jnp.argmax(zz, axis=-1), 16, dtype=z.dtype))
-        surrogate.append(soft)
+            forward.append(jnp.where(pick, jax.nn.one_hot(jnp.argmax(zz, axis=-1), 16, dtype=z.dtype), soft))
+        else:  # gumbel_st, hard_st: the (sampled) argmax circuit
+            forward.append(jax.nn.one_hot(jnp.argmax(zz, axis=-1), 16, dtype=z.dtype))
+        surrogate.append(backward(zz, soft))
+    if method == "softmax" and not mass:
+        return {"weights": jax.tree.unflatten(tree, forward), "surrogate": None, "wires": params["wires"]}
     return {
-        "weights": jax.tree.unflatten(tree, hard),
+        "weights": jax.tree.unflatten(tree, forward),
         "surrogate": jax.tree.unflatten(tree, surrogate),
         "wires": params["wires"],
     }
@@ -537,16 +551,54 @@ def export_netlist(params: dict, cfg: dict) -> dict[str, Any]:
     }
 
 
+def pruned_netlist(params: dict, cfg: dict) -> dict[str, Any]:
+    """The hard circuit as a pruned netlist (:mod:`morphogen.netlist`): what the cell's next
+    state depends on, constants folded, wires collapsed."""
+    return netlist.prune(export_netlist(params, cfg))
+
+
+def write_circuit(params: dict, cfg: dict, out, provenance: dict | None = None, check: dict | None = None):
+    """The pruned circuit as ``out``.json and ``out``.v (Verilog; ``out`` with or without
+    either suffix). ``check`` = {"grid", "states", "steps", "seed"}: run the NumPy evaluator and
+    this module's hard path from the same random states and record how many cells differ."""
+    from pathlib import Path
+
+    out = Path(out)
+    out = out.with_suffix("") if out.suffix in (".json", ".v") else out
+    net = pruned_netlist(params, cfg)
+    provenance = provenance or {}
+    net["provenance"] = provenance
+    if check is not None:
+        rng = np.random.default_rng(int(check["seed"]))
+        shape = (int(check["states"]), int(check["grid"]), int(check["grid"]), int(cfg["channels"]))
+        start = rng.integers(0, 2, shape, dtype=np.uint8)
+        steps = int(check["steps"])
+        run = jax.jit(lambda x: jax.lax.fori_loop(0, steps, lambda _, y: hard_step(params, y, None, cfg), x))
+        differ = np.asarray(run(jnp.asarray(start))) != netlist.run(net, start, steps)
+        net["check"] = {**check, "cells_differing": int(differ.any(-1).sum())}
+    name = f"{provenance.get('experiment', 'cell')}_seed{provenance.get('seed', 0)}"
+    module = "".join(ch if ch.isalnum() else "_" for ch in name)
+    json_path, verilog_path = out.with_name(out.name + ".json"), out.with_name(out.name + ".v")
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(net, separators=(",", ":")) + "\n")
+    verilog_path.write_text(netlist.to_verilog(net, module))
+    return net, json_path, verilog_path
+
+
 def summary(params: dict, cfg: dict) -> dict[str, int]:
-    """Gate counts of the hard circuit: total, and active (neither plain wire A nor B)."""
+    """Gate counts of the hard circuit: total (with logits of their own); active, the gates of
+    its pruned netlist (what the cell's next state depends on, wires collapsed and constants
+    folded; a perception gate counts once per channel it runs on); and ``gates_nonwire``, the
+    gates that are not a plain wire (A or B), live or not."""
     counts = gate_count(cfg)
     ops = jax.tree.leaves(hard_ops(params))
-    active = sum(int(np.sum(~np.isin(np.asarray(o), WIRE_GATES))) for o in ops)
+    nonwire = sum(int(np.sum(~np.isin(np.asarray(o), WIRE_GATES))) for o in ops)
     return {
         "gates_total": counts["total"],
         "gates_perception": counts["perception"],
         "gates_update": counts["update"],
-        "gates_active": active,
+        "gates_active": len(pruned_netlist(params, cfg)["gates"]),
+        "gates_nonwire": nonwire,
     }
 
 
