@@ -93,7 +93,7 @@ def build(histories: list, models: pd.DataFrame, rollouts: list):
     big = f"{max(scales)}x"
     fig.suptitle(
         f"Differentiable logic CA, checkerboard, synchronous: {n_gates} gates, {int(gates.min())}-{int(gates.max())} "
-        f"active (not a wire), {hist.seed.nunique()} seeds\n"
+        f"active once pruned, {hist.seed.nunique()} seeds\n"
         f"hard accuracy at the last step (mean over seeds and trials): training grid {_acc('hard_accuracy_train')}, "
         f"{big} grid {_acc(f'hard_accuracy_{big}')}\n"
         f"rollouts with every cell right: {_acc('perfect_trials_train')} (training grid), "
