@@ -34,6 +34,11 @@ Training methods (``model.relaxation``), applied once per training step by :func
   (a fresh draw per gate and training step, the share rising over ``hard_fraction_steps``), else
   its softmax mixture: the mixture must keep working whichever of its gates are made discrete.
 
+Two options change softmax and mixed_st: ``noise_scale`` adds Gumbel noise to the logits (the
+mixture becomes a Gumbel softmax, mixed_st's discrete gates samples), and ``backward_mass``
+passes back the gradient of a softmax whose temperature keeps that mass off each gate's top
+operation (:func:`adaptive_temperature`), the forward pass unchanged.
+
 Independently of the relaxation, ``round_states`` makes each step read its input state rounded
 to {0, 1} (straight-through: the gradient passes as if unrounded), as the deployed circuit does:
 a relaxed circuit then cannot carry analog values from one step to the next, which is where most
