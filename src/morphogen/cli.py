@@ -31,7 +31,7 @@ def _info(args) -> int:
 
 
 def _export(args) -> int:
-    from morphogen import checkpoint, training
+    from morphogen import checkpoint, netlist, training
     from morphogen.models import difflogic
 
     meta = checkpoint.read_metadata(args.checkpoint)
@@ -41,8 +41,9 @@ def _export(args) -> int:
         return 2
     exp = training.build(cfg)
     params = training.load_params(exp, args.checkpoint, int(meta["seed"]))
-    prov = {k: meta[k] for k in ("experiment", "seed", "config_hash", "git_commit") if k in meta}
-    net, json_path, verilog_path = difflogic.write_circuit(params, cfg["model"], args.out, prov)
+    net = difflogic.pruned_netlist(params, cfg["model"])
+    net["provenance"] = {k: meta[k] for k in ("experiment", "seed", "config_hash", "git_commit") if k in meta}
+    json_path, verilog_path = netlist.save(net, args.out, f"{meta['experiment']}_seed{meta['seed']}")
     print(f"wrote {json_path} and {verilog_path}: {len(net['gates'])} gates (of {net['gates_unpruned']})")
     return 0
 

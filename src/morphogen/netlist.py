@@ -163,14 +163,6 @@ def prune(layered: dict) -> dict:
     }
 
 
-def gate_histogram(net: dict) -> dict[str, int]:
-    """How many gates of each operation the pruned netlist has."""
-    counts: dict[str, int] = {}
-    for op, _, _ in net["gates"]:
-        counts[GATE_NAMES[op]] = counts.get(GATE_NAMES[op], 0) + 1
-    return counts
-
-
 # --------------------------------------------------------------------------- evaluation
 
 
@@ -266,6 +258,17 @@ def to_verilog(net: dict, module: str = "cell") -> str:
         lines.append(f"  assign next[{ch}] = {signal_name(net, o)};")
     lines.append("endmodule")
     return "\n".join(lines) + "\n"
+
+
+def save(net: dict, out: str | Path, module: str = "cell") -> tuple[Path, Path]:
+    """``net`` as ``out``.json and ``out``.v (``out`` with or without either suffix)."""
+    out = Path(out)
+    out = out.with_suffix("") if out.suffix in (".json", ".v") else out
+    json_path, verilog_path = out.with_name(out.name + ".json"), out.with_name(out.name + ".v")
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(net, separators=(",", ":")) + "\n")
+    verilog_path.write_text(to_verilog(net, "".join(ch if ch.isalnum() else "_" for ch in module)))
+    return json_path, verilog_path
 
 
 # --------------------------------------------------------------------------- command line

@@ -58,7 +58,6 @@ Shapes: a state is ``(batch, height, width, channels)`` float32 with values in [
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
@@ -71,10 +70,7 @@ from morphogen.models import Family
 
 PASS_THROUGH_GATE = 3  # "A": the gate index that starts with a large logit
 CENTRE_GATE = 5  # "B": the first perception layer's wire to the centre cell
-GATE_NAMES = (
-    "FALSE", "AND", "A_AND_NOT_B", "A", "NOT_A_AND_B", "B", "XOR", "OR",
-    "NOR", "XNOR", "NOT_B", "A_OR_NOT_B", "NOT_A", "NOT_A_OR_B", "NAND", "TRUE",
-)  # fmt: skip
+GATE_NAMES = netlist.GATE_NAMES
 WIRE_GATES = (3, 5)  # "A" and "B": a gate that only copies an input is a wire
 
 # Gate i's truth table: bit 3 is f(0,0), bit 2 f(0,1), bit 1 f(1,0), bit 0 f(1,1).
@@ -560,34 +556,6 @@ def pruned_netlist(params: dict, cfg: dict) -> dict[str, Any]:
     """The hard circuit as a pruned netlist (:mod:`morphogen.netlist`): what the cell's next
     state depends on, constants folded, wires collapsed."""
     return netlist.prune(export_netlist(params, cfg))
-
-
-def write_circuit(params: dict, cfg: dict, out, provenance: dict | None = None, check: dict | None = None):
-    """The pruned circuit as ``out``.json and ``out``.v (Verilog; ``out`` with or without
-    either suffix). ``check`` = {"grid", "states", "steps", "seed"}: run the NumPy evaluator and
-    this module's hard path from the same random states and record how many cells differ."""
-    from pathlib import Path
-
-    out = Path(out)
-    out = out.with_suffix("") if out.suffix in (".json", ".v") else out
-    net = pruned_netlist(params, cfg)
-    provenance = provenance or {}
-    net["provenance"] = provenance
-    if check is not None:
-        rng = np.random.default_rng(int(check["seed"]))
-        shape = (int(check["states"]), int(check["grid"]), int(check["grid"]), int(cfg["channels"]))
-        start = rng.integers(0, 2, shape, dtype=np.uint8)
-        steps = int(check["steps"])
-        run = jax.jit(lambda x: jax.lax.fori_loop(0, steps, lambda _, y: hard_step(params, y, None, cfg), x))
-        differ = np.asarray(run(jnp.asarray(start))) != netlist.run(net, start, steps)
-        net["check"] = {**check, "cells_differing": int(differ.any(-1).sum())}
-    name = f"{provenance.get('experiment', 'cell')}_seed{provenance.get('seed', 0)}"
-    module = "".join(ch if ch.isalnum() else "_" for ch in name)
-    json_path, verilog_path = out.with_name(out.name + ".json"), out.with_name(out.name + ".v")
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(net, separators=(",", ":")) + "\n")
-    verilog_path.write_text(netlist.to_verilog(net, module))
-    return net, json_path, verilog_path
 
 
 def summary(params: dict, cfg: dict) -> dict[str, int]:
