@@ -165,6 +165,7 @@ FIGURE_EXPERIMENTS = {
     "F4_attention_online": ["attention_uniform", "attention_online"],
     "F3_growing_regeneration": ["growing_sync", "growing_async"],
     "F5_advection_transitions": ["advection_formations"],
+    "F7_logic_game_of_life": ["logic_game_of_life"],
 }
 
 # Figures that compare training methods on an equal budget of simulated trajectories: the

@@ -25,6 +25,40 @@ rule figure_F1:
         "../workflow_scripts/figure_F1.py"
 
 
+rule figure_F7:
+    """F7: a DiffLogic circuit learns the Game of Life: accuracy on all 512 configurations, the
+    trained circuit against an exact Game of Life on a large grid."""
+    input:
+        sources("figure_F7.py"),
+        histories=runs("train.csv", FIGURE_EXPERIMENTS["F7_logic_game_of_life"]),
+        rollouts=runs("rollout.zarr", FIGURE_EXPERIMENTS["F7_logic_game_of_life"]),
+        models=str(RESULTS / "tables" / "models.csv"),
+    output:
+        png=report(
+            str(RESULTS / "figures" / "F7_logic_game_of_life.png"),
+            caption="../report/F7_logic_game_of_life.rst",
+            category="F7 Game of Life",
+            labels={"figure": "F7", "kind": "static", "model": "logic circuit"},
+        ),
+        pdf=str(RESULTS / "figures" / "F7_logic_game_of_life.pdf"),
+        gif=report(
+            str(RESULTS / "figures" / "F7_logic_game_of_life.gif"),
+            caption="../report/F7_logic_game_of_life.rst",
+            category="F7 Game of Life",
+            labels={"figure": "F7", "kind": "animation", "model": "logic circuit"},
+        ),
+        numbers=str(RESULTS / "figures" / "F7_logic_game_of_life.numbers.rst"),
+    params:
+        # read by the report caption when the report is built (see report_numbers)
+        numbers=report_numbers,
+    log:
+        str(RESULTS / "logs" / "figures" / "F7_logic_game_of_life.log"),
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../workflow_scripts/figure_F7.py"
+
+
 rule figure_F2:
     """F2: self-healing: damage and recovery of sync- and async-trained circuits."""
     input:

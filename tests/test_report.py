@@ -34,6 +34,8 @@ FIGURES = {
     "F5_advection_transitions.gif": ("F5 advection NCA", "animation", "four transitions"),
     "F6_patterning_bp_vs_es.png": ("F6 patterning", "static", "backprop vs evolution strategy"),
     "F6_patterning_regulation.gif": ("F6 patterning", "animation", "f over training"),
+    "F7_logic_game_of_life.png": ("F7 Game of Life", "static", "logic circuit"),
+    "F7_logic_game_of_life.gif": ("F7 Game of Life", "animation", "logic circuit"),
 }
 TABLES = (
     "models.csv",

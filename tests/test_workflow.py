@@ -137,13 +137,17 @@ def test_bad_preset_is_named_with_the_allowed_values(workflow_copy):
             "figure F3_growing_regeneration draws one recovery threshold",
         ),
         (
-            "experiments:\n  checkerboard_sync:\n    model:\n      update_layers: [64, 8]\n",
-            "config key experiments.checkerboard_sync.model.update_layers[1]=8 is too narrow for 64 inputs",
+            "experiments:\n  checkerboard_sync:\n    model:\n      update_layers: [256, 8]\n",
+            "config key experiments.checkerboard_sync.model.update_layers[1]=8 is too narrow for 256 inputs",
+        ),
+        (  # 2 kernels of one channel: 3 inputs, 3 distinct pairs for 128 gates
+            "experiments:\n  logic_game_of_life:\n    model:\n      perception_kernels: 2\n",
+            "config key experiments.logic_game_of_life.model.update_layers[0]=128 is too wide for 3 inputs",
         ),
         (  # the experiment's own key is wrong, not the method it names
             "experiments:\n  checkerboard_sync:\n    training_method: mixed_st_guarded\n"
-            "    model:\n      update_layers: [64, 8]\n",
-            "config key experiments.checkerboard_sync.model.update_layers[1]=8 is too narrow for 64 inputs",
+            "    model:\n      update_layers: [256, 8]\n",
+            "config key experiments.checkerboard_sync.model.update_layers[1]=8 is too narrow for 256 inputs",
         ),
     ],
 )
@@ -246,12 +250,18 @@ def test_test_preset_builds_every_figure_and_table(test_preset_run):
         assert want <= set(models[models.seed == seed].metric)
     # every trained circuit is exported, and its NumPy netlist runs exactly as the circuit does
     differing = models[models.metric == "netlist_cells_differing"]
-    assert len(differing) == 4 and (differing.value == 0).all()
+    assert len(differing) == 6 and (differing.value == 0).all()
     assert all(
         (res / e / f"seed{s}" / "circuit.v").is_file()
-        for e in ("checkerboard_sync", "checkerboard_async")
+        for e in ("checkerboard_sync", "checkerboard_async", "logic_game_of_life")
         for s in (0, 1)
     )
+    # the Game of Life: scored on all 512 configurations and on its scene
+    gol = models[models.experiment == "logic_game_of_life"]
+    assert {"hard_accuracy_all_configs", "configs_wrong_all_configs", "gol_cells_wrong_64"} <= set(gol.metric)
+    history = pd.read_csv(res / "logic_game_of_life" / "seed0" / "train.csv")
+    assert {"soft_accuracy_all", "hard_accuracy_all"} <= set(history.columns)
+    assert (res / "figures" / "F7_logic_game_of_life.gif").stat().st_size > 1000
     timings = pd.read_csv(res / "tables" / "timings.csv")
     assert (timings[timings.metric == "train_seconds"].value > 0).all()
     history = pd.read_csv(res / "checkerboard_sync" / "seed0" / "train.csv")
@@ -520,6 +530,7 @@ def test_the_library_builds_each_figure_as_the_workflow_did_without_snakemake(te
         f4_attention,
         f5_advection,
         f6_patterning,
+        f7_game_of_life,
         s1_training_methods,
     )
 
@@ -611,6 +622,13 @@ def test_the_library_builds_each_figure_as_the_workflow_did_without_snakemake(te
     assert set(rollouts["attention_online"][0]) == {"scale1", "noiseless", "initial", "training"}
     fig, numbers, frames = f4_attention.build(histories, rollouts, models, {e: 1e-3 for e in exps})
     assert numbers == written("F4_attention_online")
+    assert frames.ndim == 4 and frames.shape[-1] == 3
+    plt.close(fig)
+
+    fig, numbers, frames = f7_game_of_life.build(
+        runs("logic_game_of_life", "train.csv"), models, runs("logic_game_of_life", "rollout.zarr")
+    )
+    assert numbers == written("F7_logic_game_of_life")
     assert frames.ndim == 4 and frames.shape[-1] == 3
     plt.close(fig)
 

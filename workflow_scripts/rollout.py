@@ -14,14 +14,17 @@ sm = snakemake  # noqa: F821
 exp_cfg = sm.params.experiment
 seed = int(sm.wildcards.seed)
 exp, params, prov = trained_run(sm)
-runs = [(f"scale{scale}", params, scale, "", None) for scale in exp_cfg["evaluation"]["scales"]]
+ecfg = exp_cfg["evaluation"]
+runs = [(f"scale{scale}", params, scale, {}) for scale in ecfg["scales"]]
+# fixed grids (e.g. the Game of Life's scene on 128x128)
+runs += [(f"grid{side}", params, 1, {"grid": side}) for side in ecfg.get("grids", [])]
 # the same start states with model keys overridden (e.g. without the model's noise)
-runs += [(name, params, 1, "", v) for name, v in exp_cfg["evaluation"].get("variants", {}).items()]
-if exp_cfg["evaluation"].get("initial_params", False):
+runs += [(name, params, 1, {"variant": v}) for name, v in ecfg.get("variants", {}).items()]
+if ecfg.get("initial_params", False):
     # the same evaluation of the untrained model: the baseline a trained one is read against
-    runs.append(("initial", training.init_params(exp, seed), 1, "initial", None))
-for i, (group, run_params, scale, label, variant) in enumerate(runs):
-    ds = evaluation.rollout_dataset(exp, run_params, exp_cfg, seed, scale, label=label, variant=variant)
+    runs.append(("initial", training.init_params(exp, seed), 1, {"label": "initial"}))
+for i, (group, run_params, scale, options) in enumerate(runs):
+    ds = evaluation.rollout_dataset(exp, run_params, exp_cfg, seed, scale, **options)
     ds.attrs.update(provenance=prov, model=exp.family.summary(run_params, exp.model_cfg))
     print(f"{group}: {evaluation.describe(ds)}")
     # a chunk per trial, or per as many trials as make 64 KiB of states (small states)

@@ -25,6 +25,7 @@ def rollout_dataset(
     *,
     label: str = "",
     variant: dict | None = None,
+    grid: int | None = None,
 ) -> xr.Dataset:
     """Trajectories ``state(trial, step, ...)`` on the ``scale``x evaluation grid
     (:func:`evaluation_grid`: ``scale`` times the training grid, matched to its border), with
@@ -44,22 +45,31 @@ def rollout_dataset(
     reads them). A task with evaluation ``cases`` (the advection NCA's source -> target pairs)
     runs ``trials`` start states of each and stores every per-trial array with a leading case
     axis (``pair``); its ``stored_channels`` are the state channels kept at the frames.
+    ``grid`` runs on a grid of that side instead, for ``evaluation.grid_steps`` steps (``scale``
+    is then ignored; the attrs' is the grid's multiple of the training grid, rounded down).
     """
-    n_trials = int(exp_cfg["evaluation"]["trials"])
-    n_steps = int(exp_cfg["evaluation"].get("steps", exp_cfg["training"]["rollout_steps"])) * scale
+    ecfg = exp_cfg["evaluation"]
+    n_trials = int(ecfg["trials"])
+    n_steps = int(ecfg.get("steps", exp_cfg["training"]["rollout_steps"])) * scale
+    if grid is not None:
+        n_steps = int(ecfg.get("grid_steps", ecfg.get("steps", exp_cfg["training"]["rollout_steps"])))
+        scale = grid // tasks.grid_side(exp_cfg["task"])
     mcfg = {**exp.model_cfg, **(variant or {})}
-    stride = int(exp_cfg["evaluation"].get("frame_every", 1))
-    grid = evaluation_grid(exp_cfg, scale)
+    stride = int(ecfg.get("frame_every", 1))
+    key = jax.random.fold_in(rng.stream(seed, "rollout"), scale if grid is None else _name_id(f"grid{grid}"))
+    grid = evaluation_grid(exp_cfg, scale) if grid is None else grid
     task = tasks.make(exp_cfg["task"], channels=exp.family.channels(exp.model_cfg), grid=grid)
     hard = exp.hard_step is not None
     step = exp.hard_step if hard else exp.step
     run_params = exp.family.harden(params) if hard else params
-    key = jax.random.fold_in(rng.stream(seed, "rollout"), scale)
     if label:
         key = jax.random.fold_in(key, _name_id(label))
     cases = task.cases
     if cases:  # n_trials start states of every case, case-major
         x0 = task.case_states(jax.random.fold_in(key, 0), n_trials)
+    elif task.evaluation_states is not None:  # a fixed set (e.g. every configuration)
+        x0 = task.evaluation_states(jax.random.fold_in(key, 0), n_trials)
+        n_trials = int(x0.shape[0])
     else:
         x0 = task.initial_states(jax.random.fold_in(key, 0), n_trials)
     frames = np.arange(0, n_steps + 1, stride)

@@ -52,8 +52,8 @@ def rollout_rows(path: str | Path, experiment: str, seed: int) -> list[dict]:
             continue
         if "summary" in ds.attrs:
             # the task's numbers of this evaluation; `_<group>` for an extra one (a variant,
-            # the initial params)
-            suffix = "" if group.startswith("scale") else f"_{group}"
+            # the initial params); a fixed grid's name their grid themselves
+            suffix = "" if group.startswith(("scale", "grid")) else f"_{group}"
             rows += [{"metric": f"{k}{suffix}", "value": v} for k, v in ds.attrs["summary"].items()]
             if not suffix:
                 model = ds.attrs.get("model", model)

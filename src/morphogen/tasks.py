@@ -67,8 +67,10 @@ class Task(NamedTuple):
     name: str
     target: np.ndarray | None  # (H, W) for channel-0 tasks; None for tasks without one
     initial_states: Callable  # (key, batch) -> (batch, *state shape)
-    loss: Callable  # final (batch, ...) -> scalar, what gradient training descends
-    accuracy: Callable | None = None  # final -> (batch,)
+    # (final, start) -> scalar, what gradient training descends; ``start`` is the state the
+    # rollout began from (the Game of Life's target is its next state; other tasks ignore it)
+    loss: Callable
+    accuracy: Callable | None = None  # (final, start) -> (batch,)
     # final -> (batch,): accuracy against the best of the pattern's phases (translates)
     phase_accuracy: Callable | None = None
     # final -> {name: scalar}: numbers logged per training step beside the loss
@@ -101,6 +103,9 @@ class Task(NamedTuple):
     case_dim: str = "case"
     case_states: Callable | None = None
     stored_channels: tuple[int, ...] | None = None
+    # (key, n) -> the start states of an evaluation rollout when they are not n random draws of
+    # initial_states (the Game of Life on 3x3: all 512 configurations, whatever n)
+    evaluation_states: Callable | None = None
 
 
 def make(tcfg: dict, *, channels: int, scale: int = 1, grid: int | None = None) -> Task:
@@ -117,8 +122,8 @@ def make(tcfg: dict, *, channels: int, scale: int = 1, grid: int | None = None) 
             name=name,
             target=target,
             initial_states=lambda key, batch: random_binary_states(key, batch, size, size, channels),
-            loss=lambda final: channel0_sq_error(final, t),
-            accuracy=lambda final: channel0_accuracy(final, t),
+            loss=lambda final, start=None: channel0_sq_error(final, t),
+            accuracy=lambda final, start=None: channel0_accuracy(final, t),
             phase_accuracy=lambda final: best_phase_accuracy(final, phases),
             scores=lambda traj: {
                 "accuracy": jax.vmap(lambda x: channel0_accuracy(x, t))(traj).T,
@@ -145,7 +150,9 @@ def make(tcfg: dict, *, channels: int, scale: int = 1, grid: int | None = None) 
             name=name,
             target=None,
             initial_states=lambda key, batch: jax.random.uniform(key, (batch, cells), minval=lo, maxval=hi),
-            loss=lambda final: -soft_utility(soft_fates(final[:, scored], temperature), bandwidth)[0],
+            loss=lambda final, start=None: (
+                -soft_utility(soft_fates(final[:, scored], temperature), bandwidth)[0]
+            ),
             metrics=metrics,
             metric_names=("utility", "s_pat", "s_rep"),
             fitness=lambda final: hard_utility(hard_fates(final[:, scored]))[0],
@@ -171,7 +178,7 @@ def make(tcfg: dict, *, channels: int, scale: int = 1, grid: int | None = None) 
             name=name,
             target=target,
             initial_states=lambda key, batch: std * jax.random.normal(key, (batch, size, size, channels)),
-            loss=lambda final: jnp.mean(sample_loss(final)),
+            loss=lambda final, start=None: jnp.mean(sample_loss(final)),
             sample_loss=sample_loss,
             scores=scores,
             score_dims={"loss": ("trial", "step")},
@@ -191,7 +198,7 @@ def make(tcfg: dict, *, channels: int, scale: int = 1, grid: int | None = None) 
             name=name,
             target=target,
             initial_states=lambda key, batch: seed_states(batch, side, channels),
-            loss=lambda final: jnp.mean(sample_loss(final)),
+            loss=lambda final, start=None: jnp.mean(sample_loss(final)),
             sample_loss=sample_loss,
             scores=lambda traj: {"loss": jax.vmap(sample_loss)(traj).T},
             score_dims={"loss": ("trial", "step")},
@@ -214,7 +221,7 @@ def make(tcfg: dict, *, channels: int, scale: int = 1, grid: int | None = None) 
             name=name,
             target=None,
             initial_states=formations.start_states(tcfg, channels),
-            loss=lambda final: jnp.mean(sample_loss(final)),
+            loss=lambda final, start=None: jnp.mean(sample_loss(final)),
             sample_loss=sample_loss,
             metrics=lambda final: {
                 "mass_mse": jnp.mean(formations.mass_mse(final)),
@@ -229,10 +236,12 @@ def make(tcfg: dict, *, channels: int, scale: int = 1, grid: int | None = None) 
             case_states=formations.pair_states(tcfg, channels),
             stored_channels=(0, 1, 2, 3),  # mass, velocity, target
         )
+    if name == "game_of_life":
+        return game_of_life_task(int(grid) if grid is not None else int(tcfg["size"]) * scale)
     raise ValueError(f"unknown task {name!r}; known: {', '.join(TASKS)}")
 
 
-TASKS = ("checkerboard", "patterning", "image", "growth", "formations")
+TASKS = ("checkerboard", "patterning", "image", "growth", "formations", "game_of_life")
 
 
 def grid_side(tcfg: dict) -> int:
@@ -427,3 +436,153 @@ def image_summary(loss: np.ndarray, epsilon: float) -> dict:
         "reached_epsilon_fraction": float(reached.mean()),
         "steps_to_epsilon_mean": float(first[reached].mean()) if reached.any() else -1.0,
     }
+
+
+# --------------------------------------------------------------------------- Game of Life
+#
+# The DiffLogic CA article's first experiment: a circuit learns one step of Conway's Game of Life
+# from every 3x3 configuration, each on a periodic 3x3 grid (so that a cell's neighbourhood is the
+# whole grid, rotated: the 512 grids hold every neighbourhood 9 times). Training draws `batch` of
+# the 512 with replacement; its target is the exact next state of the start state the rollout
+# began from. Evaluated on the 3x3 grid, the start states are all 512 configurations; on a larger
+# grid, one scene (a glider gun, gliders, a spaceship and oscillators) whose exact evolution the
+# circuit's is compared with, cell by cell, at every step.
+
+
+def life_step(grid, xp=jnp):
+    """One exact Game of Life step of binary grids (..., H, W) on a torus (``xp``: jnp or np)."""
+    n = sum(
+        xp.roll(grid, (dy, dx), axis=(-2, -1)) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)
+    )
+    return ((n == 3) | ((grid == 1) & (n == 2))).astype(xp.float32)
+
+
+def life_run(grid, steps: int, xp=np):
+    """(steps + 1, ..., H, W): ``grid`` and its next ``steps`` exact Game of Life states."""
+    out = [xp.asarray(grid, xp.float32)]
+    for _ in range(steps):
+        out.append(life_step(out[-1], xp))
+    return xp.stack(out)
+
+
+def life_configs() -> np.ndarray:
+    """(512, 3, 3) float32: configuration k has cell (i, j) alive where bit 3i + j of k is set."""
+    k = np.arange(512)[:, None] >> np.arange(9)[None]
+    return (k & 1).reshape(512, 3, 3).astype(np.float32)
+
+
+# Patterns as rows of "O" (alive) and "." (dead).
+GOSPER_GUN = (
+    "........................O...........",
+    "......................O.O...........",
+    "............OO......OO............OO",
+    "...........O...O....OO............OO",
+    "OO........O.....O...OO..............",
+    "OO........O...O.OO....O.O...........",
+    "..........O.....O.......O...........",
+    "...........O...O....................",
+    "............OO......................",
+)
+GLIDER = (".O.", "..O", "OOO")  # moves one cell down and right every 4 steps
+LWSS = (".O..O", "O....", "O...O", "OOOO.")  # the lightweight spaceship: 2 cells left every 4 steps
+BLINKER = ("OOO",)
+TOAD = (".OOO", "OOO.")
+BEACON = ("OO..", "OO..", "..OO", "..OO")
+PULSAR = tuple(
+    "".join("O" if c else "." for c in row)
+    for row in (
+        [0, 0, 1, 1, 1, 0, 0, 0, 1, 1, 1, 0, 0],
+        [0] * 13,
+        [1, 0, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0, 1],
+        [1, 0, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0, 1],
+        [1, 0, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0, 1],
+        [0, 0, 1, 1, 1, 0, 0, 0, 1, 1, 1, 0, 0],
+        [0] * 13,
+        [0, 0, 1, 1, 1, 0, 0, 0, 1, 1, 1, 0, 0],
+        [1, 0, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0, 1],
+        [1, 0, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0, 1],
+        [1, 0, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0, 1],
+        [0] * 13,
+        [0, 0, 1, 1, 1, 0, 0, 0, 1, 1, 1, 0, 0],
+    )
+)
+
+
+def pattern(rows) -> np.ndarray:
+    return np.array([[c == "O" for c in r] for r in rows], np.float32)
+
+
+def life_scene(side: int) -> np.ndarray:
+    """(side, side) float32: a Gosper glider gun in the top-left corner (its gliders head down and
+    right), two more gliders, a lightweight spaceship, a blinker, a toad, a beacon and a pulsar,
+    placed by fractions of ``side`` (at least 64) so that they start apart."""
+    if side < 64:
+        raise ValueError(f"the Game of Life scene needs a grid of at least 64 cells, got {side}")
+    grid = np.zeros((side, side), np.float32)
+
+    def put(rows, y, x):
+        p = pattern(rows)
+        grid[y : y + p.shape[0], x : x + p.shape[1]] = p
+
+    f = side / 128
+    put(GOSPER_GUN, int(4 * f), int(4 * f))
+    put(GLIDER, int(60 * f), int(10 * f))
+    put(GLIDER, int(20 * f), int(70 * f))
+    put(LWSS, int(100 * f), int(100 * f))
+    put(BLINKER, int(100 * f), int(20 * f))
+    put(TOAD, int(110 * f), int(50 * f))
+    put(BEACON, int(50 * f), int(100 * f))
+    put(PULSAR, int(70 * f), int(40 * f))
+    return grid
+
+
+def game_of_life_task(side: int) -> Task:
+    """Game of Life on ``side`` x ``side`` periodic grids: 3 for training (random draws of the 512
+    configurations; evaluation: all of them), larger for the scene (evaluation)."""
+    configs = jnp.asarray(life_configs())[..., None]  # (512, 3, 3, 1)
+
+    def target_of(start):
+        return life_step(start[..., 0])
+
+    def initial_states(key, batch):
+        if side != 3:
+            return jnp.broadcast_to(jnp.asarray(life_scene(side))[None, ..., None], (batch, side, side, 1))
+        return configs[jax.random.randint(key, (batch,), 0, 512)]
+
+    def scores(traj):
+        """cells_wrong(trial, step): cells whose rounded channel 0 differs from the exact Game of
+        Life run from the same start (step 0 is the start: 0)."""
+
+        def body(x, _):
+            nxt = life_step(x)
+            return nxt, nxt
+
+        _, exact = jax.lax.scan(body, traj[0, ..., 0], None, length=traj.shape[0] - 1)
+        exact = jnp.concatenate([traj[0, ..., 0][None], exact])
+        wrong = jnp.sum(jnp.round(traj[..., 0]) != exact, axis=(-2, -1)).astype(jnp.int32)
+        return {"cells_wrong": wrong.T}
+
+    def summary(s):
+        wrong = np.asarray(s["cells_wrong"])
+        if side == 3:  # all 512 grids, one step: each neighbourhood is a cell of 9 grids
+            return {
+                "hard_accuracy_all_configs": float(1.0 - wrong[:, 1].sum() / (9 * 512)),
+                "configs_wrong_all_configs": int(wrong[:, 1].sum() // 9),
+            }
+        return {
+            f"gol_cells_wrong_{side}": int(wrong.max()),
+            # steps run before the first wrong cell (all of them when none is wrong)
+            f"gol_steps_exact_{side}": int(np.argmax(np.append(wrong.max(axis=0) > 0, True)) - 1),
+        }
+
+    return Task(
+        name="game_of_life",
+        target=None,
+        initial_states=initial_states,
+        evaluation_states=(lambda key, n: configs) if side == 3 else None,
+        loss=lambda final, start: jnp.sum(jnp.square(final[..., 0] - target_of(start))),
+        accuracy=lambda final, start: jnp.mean(jnp.round(final[..., 0]) == target_of(start), axis=(-2, -1)),
+        scores=scores,
+        score_dims={"cells_wrong": ("trial", "step")},
+        summary=summary,
+    )

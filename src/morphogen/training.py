@@ -113,16 +113,22 @@ def make_train_step(exp: Experiment, static, tcfg: dict, optimizer) -> Callable:
     batch, n_steps = tcfg["batch"], tcfg["rollout_steps"]
     loss_steps = int(tcfg.get("loss_steps", 1))
     task, mcfg = exp.task, exp.model_cfg
+    # A task with a fixed evaluation set small enough to run every step (the Game of Life's 512
+    # configurations): the accuracy of the soft (softmax mixture) and the hard circuit on all of
+    # it is logged beside the batch's.
+    everything = None
+    if task.evaluation_states is not None and task.accuracy is not None:
+        everything = jnp.asarray(task.evaluation_states(None, 0))
 
     def objective(step, params, x0, key):
         """The training loss of one rollout, and its final state."""
         if loss_steps == 1:  # the reference: the final state only
             final = updates.rollout(step, params, x0, key, mcfg, n_steps, remat=True)
-            return task.loss(final), final
+            return task.loss(final, x0), final
         # Mean of the task loss over the last `loss_steps` states: rewards a pattern that forms
         # early and stays, and gives the gradient shorter paths through time.
         _, traj = updates.rollout(step, params, x0, key, mcfg, n_steps, trajectory=True, remat=True)
-        return jnp.mean(jax.vmap(task.loss)(traj[-loss_steps:])), traj[-1]
+        return jnp.mean(jax.vmap(lambda f: task.loss(f, x0))(traj[-loss_steps:])), traj[-1]
 
     def loss_fn(trainable, static, x0, key, k_relax, step_number):
         # the params in the model's training method (e.g. noise on discrete choices), once per step
@@ -147,9 +153,16 @@ def make_train_step(exp: Experiment, static, tcfg: dict, optimizer) -> Callable:
             # have had as the training objective and the objective training descended.
             hard_params = exp.family.harden(merge_params(state.params, static))
             hard_objective, hard_final = objective(exp.hard_step, hard_params, x0, k_roll)
-            metrics["hard_loss"] = task.loss(hard_final)
-            metrics["hard_accuracy"] = jnp.mean(task.accuracy(hard_final))
+            metrics["hard_loss"] = task.loss(hard_final, x0)
+            metrics["hard_accuracy"] = jnp.mean(task.accuracy(hard_final, x0))
             metrics["gap"] = hard_objective - loss
+            if everything is not None:
+                soft = updates.rollout(
+                    exp.step, merge_params(state.params, static), everything, k_roll, mcfg, n_steps
+                )
+                hard = updates.rollout(exp.hard_step, hard_params, everything, k_roll, mcfg, n_steps)
+                metrics["soft_accuracy_all"] = jnp.mean(task.accuracy(soft, everything))
+                metrics["hard_accuracy_all"] = jnp.mean(task.accuracy(hard, everything))
         upd, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, upd)
         # A gradient that overflowed (inf or NaN: backpropagation through a long rollout of a
@@ -217,7 +230,10 @@ def make_evolution_step(exp: Experiment, static, tcfg: dict) -> Callable:
     sigma = float(tcfg["mutation"])
     batch, n_steps = tcfg["batch"], tcfg["rollout_steps"]
     task, mcfg = exp.task, exp.model_cfg
-    fitness = task.fitness or (lambda final: -task.loss(final))
+    if task.fitness is not None:
+        fitness = lambda final, start: task.fitness(final)  # noqa: E731
+    else:
+        fitness = lambda final, start: -task.loss(final, start)  # noqa: E731
 
     @jax.jit
     def jitted_step(state: TrainState, static, key):
@@ -226,7 +242,7 @@ def make_evolution_step(exp: Experiment, static, tcfg: dict) -> Callable:
 
         def score(trainable):
             final = updates.rollout(exp.step, merge_params(trainable, static), x0, k_roll, mcfg, n_steps)
-            return fitness(final), (task.metrics(final) if task.metrics is not None else {})
+            return fitness(final, x0), (task.metrics(final) if task.metrics is not None else {})
 
         fit, per_member = jax.vmap(score)(state.params)
         order = jnp.argsort(-fit, stable=True)
@@ -507,6 +523,8 @@ def train(
             metric_names = ["loss", "grad_norm", "rollout_length"]
         else:
             metric_names = ["soft_loss"] + (["hard_loss", "hard_accuracy", "gap"] if exp.hard_step else [])
+            if exp.hard_step and exp.task.evaluation_states is not None and exp.task.accuracy is not None:
+                metric_names += ["soft_accuracy_all", "hard_accuracy_all"]  # see make_train_step
             metric_names += ["grad_norm", "skipped_update"]
     metric_names += list(exp.task.metric_names)
     if exp.family.probe is not None:
@@ -578,11 +596,13 @@ def train(
     every = int(tcfg.get("checkpoint_every", max(1, total // 10)))
     log_every = int(tcfg.get("log_every", max(1, total // 50)))
     # Optional early stop: the hard circuit was exact on every training rollout of the last
-    # `patience` steps (2 x patience fresh random start states for batch 2).
+    # `patience` steps (2 x patience fresh random start states for batch 2), or on the task's
+    # whole evaluation set where it is logged (the Game of Life's 512 configurations).
     patience = int(tcfg.get("stop_after_perfect", 0))
+    perfect = "hard_accuracy_all" if "hard_accuracy_all" in history else "hard_accuracy"
     streak = 0
-    if patience and "hard_accuracy" in history:
-        for acc in history["hard_accuracy"][:start][::-1]:
+    if patience and perfect in history:
+        for acc in history[perfect][:start][::-1]:
             if acc < 1.0:
                 break
             streak += 1
@@ -616,7 +636,7 @@ def train(
             log(f"[{experiment} seed {seed}] step {done}: {max_spikes} noise spikes; stopping")
             break
         if patience:
-            streak = streak + 1 if metrics["hard_accuracy"] >= 1.0 else 0
+            streak = streak + 1 if metrics[perfect] >= 1.0 else 0
             if streak >= patience:
                 log(
                     f"[{experiment} seed {seed}] step {done}: hard accuracy 100% for {patience} steps; stopping"

@@ -120,6 +120,13 @@ def unique_wires(key: jax.Array, in_dim: int, out_dim: int) -> tuple[np.ndarray,
     This is difflogic's ``get_unique_connections`` for even widths. Every input is read by at
     least one gate (``2 * out_dim >= in_dim`` is required).
     """
+    a, b = _unique_pairs(in_dim, out_dim)
+    perm = np.asarray(jax.random.permutation(key, out_dim))
+    return a[perm].astype(np.int32), b[perm].astype(np.int32)
+
+
+def _unique_pairs(in_dim: int, out_dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``out_dim`` input pairs of a 'unique' layer, in order (ValueError if impossible)."""
     if 2 * out_dim < in_dim:
         raise ValueError(f"'unique' wiring needs 2*out_dim >= in_dim, got in={in_dim}, out={out_dim}")
     x = np.arange(in_dim)
@@ -138,8 +145,7 @@ def unique_wires(key: jax.Array, in_dim: int, out_dim: int) -> tuple[np.ndarray,
             raise ValueError(f"cannot wire {out_dim} unique pairs from {in_dim} inputs")
         a, b = np.concatenate([a, x[:-offset]]), np.concatenate([b, x[offset:]])
         offset += 1
-    perm = np.asarray(jax.random.permutation(key, out_dim))
-    return a[:out_dim][perm].astype(np.int32), b[:out_dim][perm].astype(np.int32)
+    return a[:out_dim], b[:out_dim]
 
 
 # --------------------------------------------------------------------------- config
@@ -166,13 +172,20 @@ def validate(cfg: dict) -> None:
     perception, update = layer_sizes(cfg)
     if perception[1] != 8:
         raise ValueError(f"model.perception_layers[0] must be 8 (first_kernel wiring), got {perception[1]}")
-    for name, sizes in (("perception_layers", perception), ("update_layers", update)):
-        for i, (n_in, n_out) in enumerate(zip(sizes[1:-1], sizes[2:])):
+    for name, sizes, first in (("perception_layers", perception, 1), ("update_layers", update, 0)):
+        for i, (n_in, n_out) in enumerate(zip(sizes[first:-1], sizes[first + 1 :])):
             if 2 * n_out < n_in:
                 raise ValueError(
-                    f"model.{name}[{i + 1}]={n_out} is too narrow for {n_in} inputs ('unique' wiring "
+                    f"model.{name}[{i + first}]={n_out} is too narrow for {n_in} inputs ('unique' wiring "
                     f"needs at least {math.ceil(n_in / 2)})"
                 )
+            try:
+                _unique_pairs(n_in, n_out)
+            except ValueError:
+                raise ValueError(
+                    f"model.{name}[{i + first}]={n_out} is too wide for {n_in} inputs: 'unique' wiring "
+                    f"has at most {n_in * (n_in - 1) // 2} distinct pairs of them"
+                ) from None
     method = cfg.get("relaxation", "softmax")
     if method not in RELAXATIONS:
         raise ValueError(f"model.relaxation must be one of {', '.join(RELAXATIONS)}, got {method!r}")
