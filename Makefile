@@ -31,6 +31,7 @@ lint: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/difflogic_speed.py
+	$(BIN)/python benchmarks/difflogic_reference_speed.py
 	$(BIN)/python benchmarks/patterning_speed.py
 	$(BIN)/python benchmarks/attention_speed.py
 	$(BIN)/python -m pip install --quiet --requirement benchmarks/requirements-cax.txt

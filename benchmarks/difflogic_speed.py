@@ -6,6 +6,8 @@ where that time goes, and the cell-updates per second of hard rollouts on a 64x6
 
 Reference anchors (the notebook's own code, measured on a 2-core CPU of this kind):
 15.22 s per training step and 707 cell-updates/s for 64x64 hard rollouts.
+benchmarks/difflogic_reference_speed.py measures a notebook-style baseline beside the project's
+path in the same run instead, for the article's four circuits.
 
     python benchmarks/difflogic_speed.py [--steps 20]
 """
