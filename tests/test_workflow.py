@@ -178,8 +178,8 @@ def test_paper_preset_dag_builds_with_gpu_training_jobs(workflow_copy):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     # 5 seeds x (checkerboard sync, async, patterning backprop, ES, attention uniform, image,
-    # growing sync, async, advection)
-    assert re.search(r"^train\s+45$", proc.stdout, re.M), proc.stdout[-2000:]
+    # growing sync, async, advection), and the Game of Life's 3
+    assert re.search(r"^train\s+48$", proc.stdout, re.M), proc.stdout[-2000:]
     assert "gpu=1" in proc.stdout
 
 
@@ -423,9 +423,9 @@ def test_results_copied_into_a_fresh_checkout_are_up_to_date_and_code_edits_reru
     model = fresh / "src" / "morphogen" / "models" / "difflogic.py"
     model.write_text(model.read_text() + "\n# an edit\n")
     planned = _planned(fresh)
-    # the DiffLogic runs: the figures' 2 experiments x 2 seeds, the study's; not the patterning's
-    assert planned.get("train") == 4 + TEST_STUDY_RUNS, planned
-    assert planned.get("rollout") == 4, planned  # the patterning and attention runs' rollouts stand
+    # the DiffLogic runs: the figures' 3 experiments x 2 seeds, the study's; not the patterning's
+    assert planned.get("train") == 6 + TEST_STUDY_RUNS, planned
+    assert planned.get("rollout") == 6, planned  # the patterning and attention runs' rollouts stand
     other = fresh / "src" / "morphogen" / "models" / "patterning.py"
     other.write_text(other.read_text() + "\n# an edit\n")
     more = _planned(fresh)
