@@ -108,17 +108,22 @@ def _bind_static(jitted_step: Callable, static) -> Callable:
     return train_step
 
 
+def whole_set(exp: Experiment):
+    """The start states on which the rollout regime logs ``soft_accuracy_all`` and
+    ``hard_accuracy_all`` every step, or None: a task's fixed evaluation set, small enough to run
+    every step (the Game of Life's 512 configurations), of a model with a hard circuit."""
+    task = exp.task
+    if exp.hard_step is None or task.evaluation_states is None or task.accuracy is None:
+        return None
+    return jnp.asarray(task.evaluation_states(None, 0))
+
+
 def make_train_step(exp: Experiment, static, tcfg: dict, optimizer) -> Callable:
     """``train_step(state, key[, static]) -> (state, metrics)`` of the rollout regime (jitted)."""
     batch, n_steps = tcfg["batch"], tcfg["rollout_steps"]
     loss_steps = int(tcfg.get("loss_steps", 1))
     task, mcfg = exp.task, exp.model_cfg
-    # A task with a fixed evaluation set small enough to run every step (the Game of Life's 512
-    # configurations): the accuracy of the soft (softmax mixture) and the hard circuit on all of
-    # it is logged beside the batch's.
-    everything = None
-    if task.evaluation_states is not None and task.accuracy is not None:
-        everything = jnp.asarray(task.evaluation_states(None, 0))
+    everything = whole_set(exp)
 
     def objective(step, params, x0, key):
         """The training loss of one rollout, and its final state."""
@@ -523,8 +528,8 @@ def train(
             metric_names = ["loss", "grad_norm", "rollout_length"]
         else:
             metric_names = ["soft_loss"] + (["hard_loss", "hard_accuracy", "gap"] if exp.hard_step else [])
-            if exp.hard_step and exp.task.evaluation_states is not None and exp.task.accuracy is not None:
-                metric_names += ["soft_accuracy_all", "hard_accuracy_all"]  # see make_train_step
+            if whole_set(exp) is not None:
+                metric_names += ["soft_accuracy_all", "hard_accuracy_all"]
             metric_names += ["grad_norm", "skipped_update"]
     metric_names += list(exp.task.metric_names)
     if exp.family.probe is not None:
