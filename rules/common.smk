@@ -166,6 +166,7 @@ FIGURE_EXPERIMENTS = {
     "F3_growing_regeneration": ["growing_sync", "growing_async"],
     "F5_advection_transitions": ["advection_formations"],
     "F7_logic_game_of_life": ["logic_game_of_life"],
+    "F8_logic_growing": ["logic_lizard", "logic_colored_g"],
 }
 
 # Figures that compare training methods on an equal budget of simulated trajectories: the
@@ -186,14 +187,18 @@ _check_figure_experiments()
 
 
 def _check_models():
-    """Model shapes the schema cannot express (layer widths that wire up), before any job."""
+    """Model shapes the schema cannot express (layer widths that wire up, a task the model can
+    run), before any job."""
     if _SRC_DIR not in sys.path:
         sys.path.insert(0, _SRC_DIR)
-    from morphogen import damage, models
+    from morphogen import damage, models, tasks
 
     for name, exp in EXPERIMENTS.items():
+        family = models.get(exp["family"])
         try:
-            models.get(exp["family"]).validate(exp["model"])
+            family.validate(exp["model"])
+            # a task that cannot be built with this model (e.g. a drawing's size, its channels)
+            tasks.make(exp["task"], channels=family.channels(exp["model"]))
         except ValueError as e:
             raise WorkflowError(f"config key experiments.{name}.{e}") from None
         for protocol in exp["evaluation"].get("damage", []):

@@ -59,6 +59,45 @@ rule figure_F7:
         "../workflow_scripts/figure_F7.py"
 
 
+rule figure_F8:
+    """F8: DiffLogic circuits grow a lizard and a coloured G: growth frames, the hard loss over
+    training, the lizard on a grid twice as wide."""
+    input:
+        sources("figure_F8.py"),
+        histories=runs("train.csv", FIGURE_EXPERIMENTS["F8_logic_growing"]),
+        rollouts=runs("rollout.zarr", FIGURE_EXPERIMENTS["F8_logic_growing"]),
+        models=str(RESULTS / "tables" / "models.csv"),
+    output:
+        png=report(
+            str(RESULTS / "figures" / "F8_logic_growing.png"),
+            caption="../report/F8_logic_growing.rst",
+            category="F8 growing logic",
+            labels={"figure": "F8", "kind": "static", "model": "logic circuits"},
+        ),
+        pdf=str(RESULTS / "figures" / "F8_logic_growing.pdf"),
+        gif_lizard=report(
+            str(RESULTS / "figures" / "F8_logic_growing_lizard.gif"),
+            caption="../report/F8_logic_growing.rst",
+            category="F8 growing logic",
+            labels={"figure": "F8", "kind": "animation", "model": "lizard circuit"},
+        ),
+        gif_g=report(
+            str(RESULTS / "figures" / "F8_logic_growing_g.gif"),
+            caption="../report/F8_logic_growing.rst",
+            category="F8 growing logic",
+            labels={"figure": "F8", "kind": "animation", "model": "G circuit"},
+        ),
+        numbers=str(RESULTS / "figures" / "F8_logic_growing.numbers.rst"),
+    params:
+        numbers=report_numbers,
+    log:
+        str(RESULTS / "logs" / "figures" / "F8_logic_growing.log"),
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../workflow_scripts/figure_F8.py"
+
+
 rule figure_F2:
     """F2: self-healing: damage and recovery of sync- and async-trained circuits."""
     input:

@@ -36,6 +36,9 @@ FIGURES = {
     "F6_patterning_regulation.gif": ("F6 patterning", "animation", "f over training"),
     "F7_logic_game_of_life.png": ("F7 Game of Life", "static", "logic circuit"),
     "F7_logic_game_of_life.gif": ("F7 Game of Life", "animation", "logic circuit"),
+    "F8_logic_growing.png": ("F8 growing logic", "static", "logic circuits"),
+    "F8_logic_growing_lizard.gif": ("F8 growing logic", "animation", "lizard circuit"),
+    "F8_logic_growing_g.gif": ("F8 growing logic", "animation", "G circuit"),
 }
 TABLES = (
     "models.csv",

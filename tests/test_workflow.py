@@ -144,6 +144,18 @@ def test_bad_preset_is_named_with_the_allowed_values(workflow_copy):
             "experiments:\n  logic_game_of_life:\n    model:\n      perception_kernels: 2\n",
             "config key experiments.logic_game_of_life.model.update_layers[0]=128 is too wide for 3 inputs",
         ),
+        (  # the lizard is drawn at 20x20
+            "experiments:\n  logic_lizard:\n    task: {size: 24}\n",
+            "config key experiments.logic_lizard.task.size must be 20 for task.image 'lizard'",
+        ),
+        (  # the G's colours need three channels
+            "experiments:\n  logic_colored_g:\n    model: {channels: 2, update_layers: [16, 8, 4, 2]}\n",
+            "config key experiments.logic_colored_g.model.channels must be at least 3",
+        ),
+        (
+            "experiments:\n  logic_lizard:\n    task: {image: newt}\n",
+            "config key experiments.logic_lizard.task.image: 'newt' is not one of",
+        ),
         (  # the experiment's own key is wrong, not the method it names
             "experiments:\n  checkerboard_sync:\n    training_method: mixed_st_guarded\n"
             "    model:\n      update_layers: [256, 8]\n",
@@ -178,8 +190,8 @@ def test_paper_preset_dag_builds_with_gpu_training_jobs(workflow_copy):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     # 5 seeds x (checkerboard sync, async, patterning backprop, ES, attention uniform, image,
-    # growing sync, async, advection), and the Game of Life's 3
-    assert re.search(r"^train\s+48$", proc.stdout, re.M), proc.stdout[-2000:]
+    # growing sync, async, advection), and 3 each of the Game of Life, the lizard and the G
+    assert re.search(r"^train\s+54$", proc.stdout, re.M), proc.stdout[-2000:]
     assert "gpu=1" in proc.stdout
 
 
@@ -250,18 +262,32 @@ def test_test_preset_builds_every_figure_and_table(test_preset_run):
         assert want <= set(models[models.seed == seed].metric)
     # every trained circuit is exported, and its NumPy netlist runs exactly as the circuit does
     differing = models[models.metric == "netlist_cells_differing"]
-    assert len(differing) == 6 and (differing.value == 0).all()
-    assert all(
-        (res / e / f"seed{s}" / "circuit.v").is_file()
-        for e in ("checkerboard_sync", "checkerboard_async", "logic_game_of_life")
-        for s in (0, 1)
+    logic = (
+        "checkerboard_sync",
+        "checkerboard_async",
+        "logic_game_of_life",
+        "logic_lizard",
+        "logic_colored_g",
     )
+    assert len(differing) == 10 and (differing.value == 0).all()
+    assert all((res / e / f"seed{s}" / "circuit.v").is_file() for e in logic for s in (0, 1))
     # the Game of Life: scored on all 512 configurations and on its scene
     gol = models[models.experiment == "logic_game_of_life"]
     assert {"hard_accuracy_all_configs", "configs_wrong_all_configs", "gol_cells_wrong_64"} <= set(gol.metric)
     history = pd.read_csv(res / "logic_game_of_life" / "seed0" / "train.csv")
     assert {"soft_accuracy_all", "hard_accuracy_all"} <= set(history.columns)
     assert (res / "figures" / "F7_logic_game_of_life.gif").stat().st_size > 1000
+    # the growing lizard and G: wrong cells on their grids (the lizard's also twice as wide, for
+    # as many steps), F8 and a GIF of each
+    lizard = models[models.experiment == "logic_lizard"]
+    assert {"cells_wrong_train", "cells_wrong_2x", "first_exact_step_2x", "final_hard_loss"} <= set(
+        lizard.metric
+    )
+    assert "cells_wrong_train" in set(models[models.experiment == "logic_colored_g"].metric)
+    wide = store.read(res / "logic_lizard" / "seed0" / "rollout.zarr", group="scale2")
+    assert wide.sizes["y"] == 40 and wide.sizes["step"] == 12 + 1 and wide.sizes["channel"] == 1
+    for gif in ("F8_logic_growing_lizard.gif", "F8_logic_growing_g.gif"):
+        assert (res / "figures" / gif).stat().st_size > 1000
     timings = pd.read_csv(res / "tables" / "timings.csv")
     assert (timings[timings.metric == "train_seconds"].value > 0).all()
     history = pd.read_csv(res / "checkerboard_sync" / "seed0" / "train.csv")
@@ -423,9 +449,9 @@ def test_results_copied_into_a_fresh_checkout_are_up_to_date_and_code_edits_reru
     model = fresh / "src" / "morphogen" / "models" / "difflogic.py"
     model.write_text(model.read_text() + "\n# an edit\n")
     planned = _planned(fresh)
-    # the DiffLogic runs: the figures' 3 experiments x 2 seeds, the study's; not the patterning's
-    assert planned.get("train") == 6 + TEST_STUDY_RUNS, planned
-    assert planned.get("rollout") == 6, planned  # the patterning and attention runs' rollouts stand
+    # the DiffLogic runs: the figures' 5 experiments x 2 seeds, the study's; not the patterning's
+    assert planned.get("train") == 10 + TEST_STUDY_RUNS, planned
+    assert planned.get("rollout") == 10, planned  # the patterning and attention runs' rollouts stand
     other = fresh / "src" / "morphogen" / "models" / "patterning.py"
     other.write_text(other.read_text() + "\n# an edit\n")
     more = _planned(fresh)
@@ -531,6 +557,7 @@ def test_the_library_builds_each_figure_as_the_workflow_did_without_snakemake(te
         f5_advection,
         f6_patterning,
         f7_game_of_life,
+        f8_growing,
         s1_training_methods,
     )
 
@@ -630,6 +657,16 @@ def test_the_library_builds_each_figure_as_the_workflow_did_without_snakemake(te
     )
     assert numbers == written("F7_logic_game_of_life")
     assert frames.ndim == 4 and frames.shape[-1] == 3
+    plt.close(fig)
+
+    growing = ("logic_lizard", "logic_colored_g")
+    fig, numbers, gifs = f8_growing.build(
+        [p for e in growing for p in runs(e, "train.csv")],
+        models,
+        [p for e in growing for p in runs(e, "rollout.zarr")],
+    )
+    assert numbers == written("F8_logic_growing")
+    assert all(g.ndim == 4 and g.shape[-1] == 3 for g in gifs.values())
     plt.close(fig)
 
     fig, numbers = s1_training_methods.build(

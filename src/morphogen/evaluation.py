@@ -31,7 +31,8 @@ def rollout_dataset(
     (:func:`evaluation_grid`: ``scale`` times the training grid, matched to its border), with
     the task's scores of every step (:attr:`tasks.Task.scores`).
 
-    Runs ``scale`` times ``evaluation.steps`` (default the training rollout length); step 0 is
+    Runs ``scale`` times ``evaluation.steps`` (default the training rollout length; once, with
+    ``evaluation.scale_steps`` false: a seed that grows to a fixed size); step 0 is
     the start state, and every
     ``evaluation.frame_every``-th step is stored (default 1: all). For the checkerboard the
     scores are ``accuracy(trial, step)``: the fraction of cells whose channel 0 matches the
@@ -50,7 +51,9 @@ def rollout_dataset(
     """
     ecfg = exp_cfg["evaluation"]
     n_trials = int(ecfg["trials"])
-    n_steps = int(ecfg.get("steps", exp_cfg["training"]["rollout_steps"])) * scale
+    n_steps = int(ecfg.get("steps", exp_cfg["training"]["rollout_steps"]))
+    if ecfg.get("scale_steps", True):
+        n_steps *= scale
     if grid is not None:
         n_steps = int(ecfg.get("grid_steps", ecfg.get("steps", exp_cfg["training"]["rollout_steps"])))
         scale = grid // tasks.grid_side(exp_cfg["task"])

@@ -59,6 +59,23 @@ def mean_ci(df: pd.DataFrame, x: str, y: str, group: str = "seed", n_boot: int =
     return wide.index.to_numpy(), np.nanmean(values, axis=1), lo, hi
 
 
+def held_histories(hist: pd.DataFrame, columns) -> pd.DataFrame:
+    """Every seed's train.csv rows (``hist``, with a ``seed`` column) on the steps of the longest
+    run: a run that stopped early (once exact) keeps its last values, as its model does."""
+    steps = np.arange(1, int(hist.step.max()) + 1)
+    out = []
+    for seed, run in hist.groupby("seed"):
+        run = run.set_index("step")[list(columns)].reindex(steps).ffill()
+        out.append(run.assign(seed=seed).reset_index())
+    return pd.concat(out, ignore_index=True)
+
+
+def csv_table(title: str, table: pd.DataFrame) -> str:
+    """An RST csv-table directive of ``table`` (a report caption shows it), with a header row."""
+    lines = table.to_csv(index=False, lineterminator="\n").splitlines()
+    return f".. csv-table:: {title}\n   :header-rows: 1\n\n" + "".join(f"   {ln}\n" for ln in lines)
+
+
 def band(ax, x, mean, lo, hi, label: str, color=None) -> None:
     line = ax.plot(x, mean, label=label, color=color, lw=1.2)[0]
     ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.25, lw=0)

@@ -238,10 +238,12 @@ def make(tcfg: dict, *, channels: int, scale: int = 1, grid: int | None = None) 
         )
     if name == "game_of_life":
         return game_of_life_task(int(grid) if grid is not None else int(tcfg["size"]) * scale)
+    if name == "bitmap":
+        return bitmap_task(tcfg, channels, int(grid) if grid is not None else int(tcfg["size"]) * scale)
     raise ValueError(f"unknown task {name!r}; known: {', '.join(TASKS)}")
 
 
-TASKS = ("checkerboard", "patterning", "image", "growth", "formations", "game_of_life")
+TASKS = ("checkerboard", "patterning", "image", "growth", "formations", "game_of_life", "bitmap")
 
 
 def grid_side(tcfg: dict) -> int:
@@ -585,4 +587,142 @@ def game_of_life_task(side: int) -> Task:
         scores=scores,
         score_dims={"cells_wrong": ("trial", "step")},
         summary=summary,
+    )
+
+
+# --------------------------------------------------------------------------- growing bitmaps
+#
+# The DiffLogic CA article's growth experiments: a circuit grows a small binary image from a fixed
+# start state in a fixed number of steps, scored on the final step only. The lizard (one channel:
+# its silhouette) grows from one seed cell with every channel 1 on a periodic grid; the "G" (three
+# channels: binary RGB, 8 colours) grows from an all-zero grid whose zero-padded border is what
+# breaks the symmetry. Both images are drawn here by code, at their training size, and sit at the
+# centre of an empty (black) grid when the grid is larger.
+
+BITMAPS = ("lizard", "colored_g")
+
+
+# The lizard (seen from above: head, front legs, body, hind legs, a tail curling left) and the
+# G (a thick letter whose arc runs red, yellow, green, cyan, blue, magenta round to a white
+# crossbar; "." is black), drawn as pixel art at their training sizes.
+LIZARD = (
+    "....................",
+    ".........##.........",
+    "........####........",
+    "........####........",
+    ".........##.........",
+    "..#......##......#..",
+    "..##....####....##..",
+    "...##############...",
+    "......########......",
+    "........####........",
+    "........####........",
+    "......########......",
+    "...##############...",
+    "..##....####....##..",
+    "..#......##......#..",
+    ".........##.........",
+    "..........##........",
+    ".......#...#........",
+    ".......#####........",
+    "....................",
+)
+COLORED_G = (
+    "................",
+    ".....RRRRRR.....",
+    "...RRRRRRRRRR...",
+    "..YRRR....RRRR..",
+    "..YYY......RR...",
+    ".YYY............",
+    ".GGG............",
+    ".GGG.....WWWWWW.",
+    ".GGG.....WWWWWW.",
+    ".CCC.........WW.",
+    "..CCC.......MWW.",
+    "..CCCC.....MMMW.",
+    "...BBBBBBMMMMM..",
+    "....BBBBBBMMM...",
+    "......BBBB......",
+    "................",
+)
+G_COLOURS = {".": (0, 0, 0), "R": (1, 0, 0), "Y": (1, 1, 0), "G": (0, 1, 0), "C": (0, 1, 1),
+             "B": (0, 0, 1), "M": (1, 0, 1), "W": (1, 1, 1)}  # fmt: skip
+
+
+def lizard() -> np.ndarray:
+    """(20, 20) float32 binary: the lizard's silhouette."""
+    return pattern(tuple(r.replace("#", "O") for r in LIZARD))
+
+
+def colored_g() -> np.ndarray:
+    """(16, 16, 3) float32 binary RGB: the coloured G on black."""
+    return np.array([[G_COLOURS[c] for c in r] for r in COLORED_G], np.float32)
+
+
+def bitmap_image(name: str) -> np.ndarray:
+    """(size, size, k) float32 binary: the bitmap task's image (k = 1 for the lizard, 3 for the G)."""
+    if name == "lizard":
+        return lizard()[..., None]
+    if name == "colored_g":
+        return colored_g()
+    raise ValueError(f"task.image must be one of {', '.join(BITMAPS)} for task bitmap, got {name!r}")
+
+
+def bitmap_task(tcfg: dict, channels: int, side: int) -> Task:
+    """Grow ``task.image`` (drawn at its size, ``task.size``, centred on an empty ``side`` x ``side`` grid)
+    from ``task.start``: ``seed`` (one centre cell with every channel 1) or ``zeros``. The loss is
+    the raw sum over batch, cells and the image's channels (the first k) of squared errors, as the
+    article's; a cell is wrong when any of those channels, rounded, differs from the image."""
+    image = bitmap_image(tcfg.get("image", "lizard"))
+    size, k = image.shape[0], image.shape[-1]
+    if int(tcfg["size"]) != size:
+        raise ValueError(
+            f"task.size must be {size} for task.image {tcfg.get('image')!r} (its drawing's size), got {tcfg['size']}"
+        )
+    if channels < k:
+        raise ValueError(
+            f"model.channels must be at least {k} for task.image {tcfg.get('image')!r}, got {channels}"
+        )
+    if side < size:
+        raise ValueError(f"task.size {size} does not fit a grid of {side}")
+    target = np.zeros((side, side, k), np.float32)
+    top = (side - size) // 2
+    target[top : top + size, top : top + size] = image
+    t = jnp.asarray(target)
+    start = tcfg.get("start", "seed")
+    if start not in ("seed", "zeros"):
+        raise ValueError(f"task.start must be seed or zeros, got {start!r}")
+    name = "train" if side == size else f"{side // size}x" if side % size == 0 else f"grid{side}"
+
+    def initial_states(key, batch):
+        x = jnp.zeros((batch, side, side, channels), jnp.float32)
+        return x.at[:, side // 2, side // 2, :].set(1.0) if start == "seed" else x
+
+    def wrong(final):
+        """(batch,) cells whose rounded image channels differ from the target."""
+        return jnp.sum(jnp.any(jnp.round(final[..., :k]) != t, axis=-1), axis=(-2, -1)).astype(jnp.int32)
+
+    def summary(s):
+        w = np.asarray(s["cells_wrong"])  # (trial, step)
+        exact = (w == 0).all(axis=0)
+        return {
+            f"cells_wrong_{name}": int(w[:, -1].max()),
+            # the first step at which every trial was exact (-1: never)
+            f"first_exact_step_{name}": int(np.argmax(exact)) if exact.any() else -1,
+        }
+
+    return Task(
+        name="bitmap",
+        target=target[..., 0] if k == 1 else target,
+        initial_states=initial_states,
+        loss=lambda final, start=None: jnp.sum(jnp.square(final[..., :k] - t)),
+        accuracy=lambda final, start=None: jnp.mean(jnp.round(final[..., :k]) == t, axis=(-3, -2, -1)),
+        sample_loss=lambda final: jnp.sum(jnp.square(final[..., :k] - t), axis=(-3, -2, -1)),
+        scores=lambda traj: {"cells_wrong": jax.vmap(wrong)(traj).T},
+        score_dims={"cells_wrong": ("trial", "step")},
+        summary=summary,
+        damage_error=wrong,
+        frame=(lambda x: x[..., 0]) if k == 1 else (lambda x: x[..., :3]),
+        error_cells=side * side,
+        stored_channels=tuple(range(k)),  # a trajectory keeps the image, not the hidden bits
     )

@@ -13,8 +13,6 @@ figure, its numbers (an RST table for the report caption) and the frames of the 
 
 from __future__ import annotations
 
-import io
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -23,17 +21,6 @@ from morphogen import plots, store, tables, tasks
 
 EXPERIMENT = "logic_game_of_life"
 ARTICLE_ACTIVE_GATES = 336  # the article's count for its trained circuit (gates other than A or B)
-
-
-def _held(hist: pd.DataFrame, columns) -> pd.DataFrame:
-    """Every seed's history on the steps of the longest run: a run that stopped early (exact on
-    all 512 configurations) keeps its last values, as its circuit does."""
-    steps = np.arange(1, int(hist.step.max()) + 1)
-    out = []
-    for seed, run in hist.groupby("seed"):
-        run = run.set_index("step")[list(columns)].reindex(steps).ffill()
-        out.append(run.assign(seed=seed).reset_index())
-    return pd.concat(out, ignore_index=True)
 
 
 def scene_frames(ds) -> tuple[np.ndarray, np.ndarray]:
@@ -73,7 +60,7 @@ def build(histories: list, models: pd.DataFrame, rollouts: list):
     ax_acc, ax_scene = top.subplots(1, 2, width_ratios=[1.4, 1])
     frame_axes = bottom.subplots(1, 4)
 
-    held = _held(hist, ["soft_accuracy_all", "hard_accuracy_all"])
+    held = plots.held_histories(hist, ["soft_accuracy_all", "hard_accuracy_all"])
     for metric, label in (("soft_accuracy_all", "soft circuit"), ("hard_accuracy_all", "hard circuit")):
         x, mean, lo, hi = plots.mean_ci(held, "step", metric)
         color = ax_acc.plot(x, mean, lw=1.2, label=label)[0].get_color()
@@ -166,14 +153,11 @@ def build(histories: list, models: pd.DataFrame, rollouts: list):
         row("netlist JSON bytes", per_seed("netlist_json_bytes"), "{:.0f}", "{:.0f}"),
     ]
     table = pd.DataFrame(rows, columns=["", *(f"seed {s}" for s in seeds), "mean"])
-    numbers = io.StringIO()
-    numbers.write(
+    numbers = (
         ".. The numbers behind F7 (rule figure_F7, from tables/models.csv and train.csv).\n\n"
-        ".. csv-table:: Per seed; n/a: never.\n   :header-rows: 1\n\n"
+        + plots.csv_table("Per seed; n/a: never.", table)
     )
-    for line in table.to_csv(index=False, lineterminator="\n").splitlines():
-        numbers.write(f"   {line}\n")
 
     gif = np.stack([coloured(states0[t], exact0[t]) for t in range(0, n_steps + 1, 2)])
     gif = (gif * 255).round().astype(np.uint8).repeat(2, axis=1).repeat(2, axis=2)
-    return fig, numbers.getvalue(), gif
+    return fig, numbers, gif
