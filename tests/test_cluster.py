@@ -147,8 +147,8 @@ def test_test_preset_through_slurm_matches_a_local_run(test_preset_run, tmp_path
     heavy = sorted(p for rule in ("train", "rollout", "damage") for p in (logs / rule).rglob("*.log"))
     # checkerboard and growing: 2 experiments x 2 seeds x 3 rules each; patterning and attention:
     # 2 x 2 x 2 each (no damage); advection and the Game of Life: 1 x 2 x 2 each; the lizard and
-    # the G: 2 x 2 x 2; the study's training runs
-    assert len(heavy) == 12 + 12 + 8 + 8 + 4 + 4 + 8 + TEST_STUDY_RUNS, heavy
+    # the G: 2 x 1 seed x 2; the study's training runs
+    assert len(heavy) == 12 + 12 + 8 + 8 + 4 + 4 + 4 + TEST_STUDY_RUNS, heavy
     ids = {}
     for log in heavy:
         m = re.search(r"slurm job (\d+)", log.read_text())

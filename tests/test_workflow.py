@@ -269,8 +269,13 @@ def test_test_preset_builds_every_figure_and_table(test_preset_run):
         "logic_lizard",
         "logic_colored_g",
     )
-    assert len(differing) == 10 and (differing.value == 0).all()
-    assert all((res / e / f"seed{s}" / "circuit.v").is_file() for e in logic for s in (0, 1))
+    assert len(differing) == 8 and (differing.value == 0).all()  # the lizard and the G: one seed each
+    one_seed = {"logic_lizard", "logic_colored_g"}
+    assert all(
+        (res / e / f"seed{s}" / "circuit.v").is_file()
+        for e in logic
+        for s in ((0,) if e in one_seed else (0, 1))
+    )
     # the Game of Life: scored on all 512 configurations and on its scene
     gol = models[models.experiment == "logic_game_of_life"]
     assert {"hard_accuracy_all_configs", "configs_wrong_all_configs", "gol_cells_wrong_64"} <= set(gol.metric)
@@ -449,9 +454,10 @@ def test_results_copied_into_a_fresh_checkout_are_up_to_date_and_code_edits_reru
     model = fresh / "src" / "morphogen" / "models" / "difflogic.py"
     model.write_text(model.read_text() + "\n# an edit\n")
     planned = _planned(fresh)
-    # the DiffLogic runs: the figures' 5 experiments x 2 seeds, the study's; not the patterning's
-    assert planned.get("train") == 10 + TEST_STUDY_RUNS, planned
-    assert planned.get("rollout") == 10, planned  # the patterning and attention runs' rollouts stand
+    # the DiffLogic runs: 3 of the figures' experiments x 2 seeds, the lizard's and the G's one,
+    # the study's; not the patterning's
+    assert planned.get("train") == 8 + TEST_STUDY_RUNS, planned
+    assert planned.get("rollout") == 8, planned  # the patterning and attention runs' rollouts stand
     other = fresh / "src" / "morphogen" / "models" / "patterning.py"
     other.write_text(other.read_text() + "\n# an edit\n")
     more = _planned(fresh)
