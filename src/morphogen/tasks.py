@@ -717,12 +717,8 @@ def bitmap_task(tcfg: dict, channels: int, side: int) -> Task:
         initial_states=initial_states,
         loss=lambda final, start=None: jnp.sum(jnp.square(final[..., :k] - t)),
         accuracy=lambda final, start=None: jnp.mean(jnp.round(final[..., :k]) == t, axis=(-3, -2, -1)),
-        sample_loss=lambda final: jnp.sum(jnp.square(final[..., :k] - t), axis=(-3, -2, -1)),
         scores=lambda traj: {"cells_wrong": jax.vmap(wrong)(traj).T},
         score_dims={"cells_wrong": ("trial", "step")},
         summary=summary,
-        damage_error=wrong,
-        frame=(lambda x: x[..., 0]) if k == 1 else (lambda x: x[..., :3]),
-        error_cells=side * side,
         stored_channels=tuple(range(k)),  # a trajectory keeps the image, not the hidden bits
     )
