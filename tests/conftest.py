@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 import yaml
@@ -108,6 +109,33 @@ def test_preset_run(tmp_path_factory, session_compile_cache):
     """The whole `figures` and `study` DAG of the `test` preset, run once in a clean copy, with a cold
     compilation cache (the byte-identity test reruns it with the cache warm)."""
     return run_test_preset(tmp_path_factory.mktemp("e2e_a"), compile_cache_env(session_compile_cache))
+
+
+class SecondRun(NamedTuple):
+    workdir: Path
+    via_slurm: bool
+    seconds: float
+    output: str
+
+
+@pytest.fixture(scope="session")
+def second_run(test_preset_run, tmp_path_factory, session_compile_cache) -> SecondRun:
+    """The test preset's DAG again, in another clean copy, loading every program from the
+    compilation cache the first run filled: through SLURM (`--executor slurm`, one SLURM job per
+    job) where a cluster is up, else locally. One run serves both the byte-identity test and the
+    cluster test, so the suite runs the whole DAG twice, not three times."""
+    import slurm_cluster as cluster
+
+    workdir = copy_workflow(tmp_path_factory.mktemp("e2e_b"))
+    env = compile_cache_env(session_compile_cache)
+    if cluster.why_no_cluster() is not None:
+        t0 = time.monotonic()
+        proc = snakemake(workdir, "--cores", "2", *TEST_TARGETS, "--config", "preset=test", env=env)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+        return SecondRun(workdir, False, time.monotonic() - t0, proc.stdout + proc.stderr)
+    local_seconds = float((test_preset_run / LOCAL_SECONDS).read_text())
+    seconds, out = cluster.run_through_slurm(workdir, env, local_seconds)
+    return SecondRun(workdir, True, seconds, out)
 
 
 # Files that record wall-clock time, by design not reproducible.

@@ -7,11 +7,12 @@ import re
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import jax
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import ROOT, compile_cache_env
 
 from morphogen import checkpoint, optimizers, training
 
@@ -122,7 +123,10 @@ STEP_LINE = re.compile(r"\] step (\d+)/")
 
 
 def _train_process(cfg, progress, out):
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "PYTHONUNBUFFERED": "1"}
+    # The processes share a compilation cache beside the progress folder: each rerun loads the
+    # programs the first compiled (as a killed job rerun by the workflow does).
+    cache = compile_cache_env(Path(progress).parent / "jax_cache")
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "PYTHONUNBUFFERED": "1", **cache}
     return subprocess.Popen(
         [sys.executable, "-c", KILL_SCRIPT, json.dumps(cfg), str(progress), str(out)],
         env=env,

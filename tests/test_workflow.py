@@ -19,10 +19,8 @@ from conftest import (
     TEST_STUDY_PAIRS,
     TEST_STUDY_RUNS,
     TEST_TARGETS,
-    compile_cache_env,
     copy_workflow,
     result_digests,
-    run_test_preset,
     science_digests,
     snakemake,
 )
@@ -526,15 +524,14 @@ def test_results_match_the_manifest_of_this_cpu_kind(test_preset_run, request):
 
 
 @pytest.mark.e2e
-def test_rerun_in_a_clean_directory_gives_byte_identical_results(
-    test_preset_run, tmp_path, session_compile_cache
-):
-    """The second run loads every program from the compilation cache the first run filled (cold):
-    the results do not depend on whether a program was compiled or loaded."""
-    again = run_test_preset(tmp_path / "e2e_b", compile_cache_env(session_compile_cache))
+def test_rerun_in_a_clean_directory_gives_byte_identical_results(test_preset_run, second_run):
+    """The second run (through SLURM where a cluster is up, see conftest.second_run) loads every
+    program from the compilation cache the first run filled (cold): the results do not depend on
+    whether a program was compiled or loaded, nor on the directory they were made in."""
+    again = second_run.workdir
     a = result_digests(test_preset_run / "results")
     b = result_digests(again / "results")
-    print(f"{len(a)} result files compared")
+    print(f"{len(a)} result files compared ({'through SLURM' if second_run.via_slurm else 'locally'})")
     assert len(a) > 40
     assert a.keys() == b.keys()
     differ = [k for k in a if a[k] != b[k]]
