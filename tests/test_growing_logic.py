@@ -101,3 +101,17 @@ def test_the_wider_grid_runs_as_many_steps_as_training_when_steps_do_not_scale()
     assert scaled.sizes["step"] == 2 * steps + 1
     # the stored state keeps the image's channel only
     assert wide["state"].sizes["channel"] == 1
+
+
+@pytest.mark.slow
+def test_quick_g_stops_at_its_first_exact_step_and_keeps_that_circuit(tmp_path):
+    """`quick`'s G recipe (discrete share of gates rising from the start, stop once exact): seed
+    0 draws the G bit for bit, and the params kept are the exact circuit's, not the step after."""
+    cfg = preset_experiment("quick", "logic_colored_g")
+    r = training.train(cfg, 0, experiment="logic_colored_g", preset="quick", progress_dir=tmp_path, log=print)
+    hard = r["history"]["hard_loss"]
+    assert hard[-1] == 0 and len(hard) < cfg["training"]["steps"]
+    assert r["kept"]["step"] == len(hard) - 1
+    exp = training.build(cfg)
+    ds = evaluation.rollout_dataset(exp, r["params"], cfg, 0, 1)
+    assert ds.attrs["summary"]["cells_wrong_train"] == 0
