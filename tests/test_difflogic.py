@@ -97,6 +97,50 @@ def test_one_hot_circuit_is_the_same_soft_and_hard(periodic):
     np.testing.assert_array_equal(np.asarray(soft), np.asarray(hard))
 
 
+def _plain_circuit(params, p, channels):
+    """The circuit as plain broadcasting code (gathers by indexing, every relaxation through
+    autodiff): what the hand-written gradients must equal."""
+    weights = dl._layer_weights(params, "perception")
+    x = p
+    for i, (wire, (w, _)) in enumerate(zip(params["wires"]["perception"], weights)):
+        a, b = x[wire[0]], x[wire[1]]
+        if i == 0:
+            a, b = a[:, None], b[:, None]
+        x = dl._gate(jnp.swapaxes(dl._coefficients(w), 0, 1)[..., None, None, :], a, b)
+    feats = jnp.transpose(x, (2, 0, 1, 3)).reshape(channels * x.shape[0] * x.shape[1], -1)
+    x = jnp.concatenate([p[4], feats], axis=0)
+    for wire, (w, _) in zip(params["wires"]["update"], dl._layer_weights(params, "update")):
+        x = dl._gate(dl._coefficients(w)[:, None, :], x[wire[0]], x[wire[1]])
+    return x
+
+
+@pytest.mark.parametrize("static_wires", [False, True])
+def test_the_circuits_gradient_is_that_of_the_plain_formulas(static_wires):
+    """The first perception layer's and the small gathers' hand-written gradients (fast on CPU)
+    are the gradient of the plain formulas, towards the logits and towards the input state,
+    whether the wiring is traced (training) or a constant."""
+    cfg = {**TINY_MODEL, "channels": 6, "perception_kernels": 3, "update_layers": [24, 12, 6]}
+    params = _random_logits(dl.init(jax.random.key(1), cfg), jax.random.key(2))
+    p = dl.patches(jax.random.uniform(jax.random.key(3), (2, 5, 7, 6)), False)
+    target = jax.random.uniform(jax.random.key(4), (6, 70))
+    wires = params["wires"]
+
+    def loss(circuit):
+        def f(logits, p, wires):
+            out = circuit({"logits": logits, "wires": wires}, p, 6)
+            return jnp.sum((out - target) ** 2)
+
+        if static_wires:
+            return jax.jit(jax.grad(lambda lg, p: f(lg, p, wires), (0, 1)))
+        return jax.jit(jax.grad(f, (0, 1)))
+
+    args = (params["logits"], p) if static_wires else (params["logits"], p, wires)
+    fast, plain = loss(dl.circuit)(*args), loss(_plain_circuit)(*args)
+    for got, want in zip(jax.tree.leaves(fast), jax.tree.leaves(plain)):
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-6)
+    assert float(jnp.abs(fast[1]).max()) > 0  # the gradient reaches the state
+
+
 def test_soft_circuit_is_a_mixture_between_its_gates():
     """With random logits the soft outputs stay in [0, 1] and differ from the hard circuit."""
     params = _random_logits(dl.init(jax.random.key(1), TINY_MODEL), jax.random.key(5))

@@ -4,13 +4,17 @@ A cell's rule is a circuit of two-input logic gates with fixed random wiring. Ea
 logits over the 16 binary operations; training ("soft" mode) uses the softmax mixture of their
 real-valued relaxations, evaluation ("hard" mode) the argmax operation on exact booleans.
 
-Speed comes from two facts:
+Speed comes from two facts and two hand-written gradients:
 
 * Every relaxation is affine in ``[1, a, b, ab]``, so a softmax mixture of all 16 is one affine
   map whose four coefficients are computed once per training step, not once per cell:
   ``y = c0 + c1*a + c2*b + c3*a*b``.
 * Layers are evaluated for all cells at once on a ``(features, cells)`` layout: a layer's wiring
   is a row gather, its gates an element-wise expression broadcast over cells.
+* Two gradients are written by hand where autodiff's run element by element on CPU: the first
+  perception layer's (:func:`kernel_gate`: its inputs are shared by the kernels, and the
+  reduction over the kernel axis becomes a contraction) and the perception's gathers from a few
+  rows (:func:`_take_few`: a product with the wiring's one-hot matrix, not a scatter-add).
 
 Hard rollouts additionally pack 32 cells into the bits of one ``uint32`` word and evaluate each
 gate as a bitwise expression (its algebraic normal form), 32 cells per instruction.
@@ -309,6 +313,56 @@ def _stg_bwd(res, g):
 straight_through_gate.defvjp(_stg_fwd, _stg_bwd)
 
 
+@jax.custom_vjp
+def kernel_gate(hard, soft, a, b):
+    """The first perception layer: gate ``o`` of every kernel ``k`` on one pair of inputs per
+    gate shared by the kernels; coefficients ``(out, K, 4)``, inputs ``(out, C, N)`` -> ``(out,
+    K, C, N)``. The gate of coefficients ``hard`` forward, the gradient of the gate of
+    coefficients ``soft`` backward (:func:`straight_through_gate`; the same coefficients give
+    the exact gradient).
+
+    Autodiff of the broadcast form reduces the output's gradient over the kernel axis, a middle
+    axis, which XLA's CPU backend does one element at a time (about 20x the forward's time); here
+    that reduction is a contraction (a matrix product)."""
+    return _gate(hard[:, :, None, None, :], a[:, None], b[:, None])
+
+
+def _kg_fwd(hard, soft, a, b):
+    return kernel_gate(hard, soft, a, b), (soft, a, b)
+
+
+def _kg_bwd(res, g):
+    soft, a, b = res
+    ab = a * b
+    d_soft = jnp.stack(
+        [
+            jnp.sum(g, axis=(2, 3)),
+            jnp.einsum("okcn,ocn->ok", g, a),
+            jnp.einsum("okcn,ocn->ok", g, b),
+            jnp.einsum("okcn,ocn->ok", g, ab),
+        ],
+        -1,
+    )
+    # the output's gradient contracted with each coefficient over the kernels: (out, C, N)
+    g1, g2, g3 = (jnp.einsum("ok,okcn->ocn", soft[..., j], g) for j in (1, 2, 3))
+    return jnp.zeros(soft.shape, soft.dtype), d_soft, _rows_to(g1 + g3 * b, a), _rows_to(g2 + g3 * a, b)
+
+
+def _rows_to(d, x):
+    """``d`` summed to the rows of ``x``: one row (an input that :func:`_rows` left to
+    broadcast) gets the sum of every row of ``d``, added row by row (fast on CPU, unlike a
+    reduction over the leading axis)."""
+    if x.shape[0] == d.shape[0]:
+        return d
+    total = d[0]
+    for i in range(1, d.shape[0]):
+        total = total + d[i]
+    return total[None]
+
+
+kernel_gate.defvjp(_kg_fwd, _kg_bwd)
+
+
 def _layer(w, surrogate, a, b, expand):
     """One layer's gates on inputs ``a``, ``b``; ``expand`` shapes (out, 4) coefficients to
     broadcast against the inputs."""
@@ -428,12 +482,36 @@ def sampled_ops(params: dict, key: jax.Array, cfg: dict) -> dict:
 # --------------------------------------------------------------------------- soft/hard (float)
 
 
+@jax.custom_vjp
+def _take_few(x, idx):
+    """``x[idx]`` along axis 0 of an ``x`` with few rows (the perception layers'), whose
+    gradient is a product with the wiring's one-hot matrix: the scatter-add that autodiff
+    makes of a gather with traced indices runs element by element on CPU, and on a
+    128-channel perception was most of a training step."""
+    return jnp.take(x, idx, axis=0)
+
+
+def _take_few_fwd(x, idx):
+    return jnp.take(x, idx, axis=0), (idx, x.shape[0])
+
+
+def _take_few_bwd(res, g):
+    idx, n = res
+    one_hot = jax.nn.one_hot(idx, n, dtype=g.dtype)  # (out, in): exact sums at full precision
+    d_x = jnp.tensordot(one_hot, g, axes=((0,), (0,)), precision=jax.lax.Precision.HIGHEST)
+    return d_x, None
+
+
+_take_few.defvjp(_take_few_fwd, _take_few_bwd)
+
+
 def _rows(x, idx):
     """``x[idx]`` along axis 0. Known (non-traced) small index sets become static slices,
     whose gradients are cheap pads instead of scatter-adds; an index set that repeats one row
-    becomes that row, left to broadcast."""
+    becomes that row, left to broadcast. Traced indices into few rows gather with a cheap
+    gradient (:func:`_take_few`)."""
     if isinstance(idx, jax.core.Tracer):
-        return jnp.take(x, idx, axis=0)
+        return _take_few(x, idx) if x.shape[0] <= 16 else jnp.take(x, idx, axis=0)
     idx = np.asarray(idx)
     if np.all(idx == idx[0]):
         return x[int(idx[0]) : int(idx[0]) + 1]
@@ -461,8 +539,11 @@ def circuit(params: dict, p, channels: int):
     n_kernels = perception[0][0].shape[0]
     for i, (wire, (w, surrogate)) in enumerate(zip(params["wires"]["perception"], perception)):
         a, b = _rows(x, wire[0]), _rows(x, wire[1])
-        if i == 0:  # (out, C, N) -> (out, 1, C, N): every kernel reads the same patch
-            a, b = a[:, None], b[:, None]
+        if i == 0:  # (out, C, N) -> (out, K, C, N): every kernel reads the same patch
+            w = jnp.swapaxes(_coefficients(w), 0, 1)  # (K, out, 4) -> (out, K, 4)
+            s = w if surrogate is None else jnp.swapaxes(_coefficients(surrogate), 0, 1)
+            x = kernel_gate(w, s, a, b)
+            continue
         # (K, out, 4) -> (out, K, 1, 1, 4)
         x = _layer(w, surrogate, a, b, lambda c: jnp.swapaxes(c, 0, 1)[..., None, None, :])
     # x: (S, K, C, N) -> features ordered (c, s, k), centre state in front.
