@@ -98,36 +98,41 @@ def test_one_hot_circuit_is_the_same_soft_and_hard(periodic):
 
 
 def _plain_circuit(params, p, channels):
-    """The circuit as plain broadcasting code (gathers by indexing, every relaxation through
-    autodiff): what the hand-written gradients must equal."""
-    weights = dl._layer_weights(params, "perception")
+    """The circuit as plain broadcasting code (gathers by indexing, every layer through
+    :func:`dl._layer`, whose straight-through gates pass back their relaxation's gradient):
+    what the hand-written gradients must equal."""
     x = p
-    for i, (wire, (w, _)) in enumerate(zip(params["wires"]["perception"], weights)):
+    perception = dl._layer_weights(params, "perception")
+    for i, (wire, (w, s)) in enumerate(zip(params["wires"]["perception"], perception)):
         a, b = x[wire[0]], x[wire[1]]
         if i == 0:
             a, b = a[:, None], b[:, None]
-        x = dl._gate(jnp.swapaxes(dl._coefficients(w), 0, 1)[..., None, None, :], a, b)
+        x = dl._layer(w, s, a, b, lambda c: jnp.swapaxes(c, 0, 1)[..., None, None, :])
     feats = jnp.transpose(x, (2, 0, 1, 3)).reshape(channels * x.shape[0] * x.shape[1], -1)
     x = jnp.concatenate([p[4], feats], axis=0)
-    for wire, (w, _) in zip(params["wires"]["update"], dl._layer_weights(params, "update")):
-        x = dl._gate(dl._coefficients(w)[:, None, :], x[wire[0]], x[wire[1]])
+    for wire, (w, s) in zip(params["wires"]["update"], dl._layer_weights(params, "update")):
+        x = dl._layer(w, s, x[wire[0]], x[wire[1]], lambda c: c[:, None, :])
     return x
 
 
+@pytest.mark.parametrize("relaxation", ["softmax", "mixed_st"])
 @pytest.mark.parametrize("static_wires", [False, True])
-def test_the_circuits_gradient_is_that_of_the_plain_formulas(static_wires):
+def test_the_circuits_gradient_is_that_of_the_plain_formulas(static_wires, relaxation):
     """The first perception layer's and the small gathers' hand-written gradients (fast on CPU)
     are the gradient of the plain formulas, towards the logits and towards the input state,
-    whether the wiring is traced (training) or a constant."""
+    whether the wiring is traced (training) or a constant, for the softmax mixture and for
+    half the gates discrete (straight-through)."""
     cfg = {**TINY_MODEL, "channels": 6, "perception_kernels": 3, "update_layers": [24, 12, 6]}
     params = _random_logits(dl.init(jax.random.key(1), cfg), jax.random.key(2))
     p = dl.patches(jax.random.uniform(jax.random.key(3), (2, 5, 7, 6)), False)
     target = jax.random.uniform(jax.random.key(4), (6, 70))
     wires = params["wires"]
+    method = {"relaxation": relaxation, "hard_fraction": 0.5}
 
     def loss(circuit):
         def f(logits, p, wires):
-            out = circuit({"logits": logits, "wires": wires}, p, 6)
+            relaxed = dl.relax({"logits": logits, "wires": wires}, jax.random.key(6), 10, method)
+            out = circuit(relaxed, p, 6)
             return jnp.sum((out - target) ** 2)
 
         if static_wires:

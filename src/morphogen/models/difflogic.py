@@ -313,6 +313,18 @@ def _stg_bwd(res, g):
 straight_through_gate.defvjp(_stg_fwd, _stg_bwd)
 
 
+def _rows_to(d, x):
+    """``d`` summed to the rows of ``x``: one row (an input that :func:`_rows` left to
+    broadcast) gets the sum of every row of ``d``, added row by row (fast on CPU, unlike a
+    reduction over the leading axis)."""
+    if x.shape[0] == d.shape[0]:
+        return d
+    total = d[0]
+    for i in range(1, d.shape[0]):
+        total = total + d[i]
+    return total[None]
+
+
 @jax.custom_vjp
 def kernel_gate(hard, soft, a, b):
     """The first perception layer: gate ``o`` of every kernel ``k`` on one pair of inputs per
@@ -346,18 +358,6 @@ def _kg_bwd(res, g):
     # the output's gradient contracted with each coefficient over the kernels: (out, C, N)
     g1, g2, g3 = (jnp.einsum("ok,okcn->ocn", soft[..., j], g) for j in (1, 2, 3))
     return jnp.zeros(soft.shape, soft.dtype), d_soft, _rows_to(g1 + g3 * b, a), _rows_to(g2 + g3 * a, b)
-
-
-def _rows_to(d, x):
-    """``d`` summed to the rows of ``x``: one row (an input that :func:`_rows` left to
-    broadcast) gets the sum of every row of ``d``, added row by row (fast on CPU, unlike a
-    reduction over the leading axis)."""
-    if x.shape[0] == d.shape[0]:
-        return d
-    total = d[0]
-    for i in range(1, d.shape[0]):
-        total = total + d[i]
-    return total[None]
 
 
 kernel_gate.defvjp(_kg_fwd, _kg_bwd)
@@ -482,6 +482,9 @@ def sampled_ops(params: dict, key: jax.Array, cfg: dict) -> dict:
 # --------------------------------------------------------------------------- soft/hard (float)
 
 
+FEW_ROWS = 16  # up to this many rows (the perception's), a gather gets a cheap gradient
+
+
 @jax.custom_vjp
 def _take_few(x, idx):
     """``x[idx]`` along axis 0 of an ``x`` with few rows (the perception layers'), whose
@@ -511,11 +514,11 @@ def _rows(x, idx):
     becomes that row, left to broadcast. Traced indices into few rows gather with a cheap
     gradient (:func:`_take_few`)."""
     if isinstance(idx, jax.core.Tracer):
-        return _take_few(x, idx) if x.shape[0] <= 16 else jnp.take(x, idx, axis=0)
+        return _take_few(x, idx) if x.shape[0] <= FEW_ROWS else jnp.take(x, idx, axis=0)
     idx = np.asarray(idx)
     if np.all(idx == idx[0]):
         return x[int(idx[0]) : int(idx[0]) + 1]
-    if len(idx) <= 16:
+    if len(idx) <= FEW_ROWS:
         return jnp.concatenate([x[int(i) : int(i) + 1] for i in idx])
     return jnp.take(x, idx, axis=0)
 
