@@ -104,26 +104,13 @@ def test_the_wider_grid_runs_as_many_steps_as_training_when_steps_do_not_scale()
 
 
 @pytest.mark.slow
-def test_quick_g_stops_at_its_first_exact_step_and_keeps_that_circuit(tmp_path):
-    """`quick`'s G recipe (discrete share of gates rising from the start, stop once exact): seed
-    0 draws the G bit for bit, and the params kept are the exact circuit's, not the step after."""
-    cfg = preset_experiment("quick", "logic_colored_g")
-    r = training.train(cfg, 0, experiment="logic_colored_g", preset="quick", progress_dir=tmp_path, log=print)
-    hard = r["history"]["hard_loss"]
-    assert hard[-1] == 0 and len(hard) < cfg["training"]["steps"]
-    assert r["kept"]["step"] == len(hard) - 1
-    exp = training.build(cfg)
-    ds = evaluation.rollout_dataset(exp, r["params"], cfg, 0, 1)
-    assert ds.attrs["summary"]["cells_wrong_train"] == 0
-
-
-@pytest.mark.slow
-def test_quick_lizard_grows_exactly_from_its_seed_cell(tmp_path):
-    """`quick`'s lizard recipe (16 steps, a discrete share of gates rising to 0.9, stop once
-    exact): seed 0's deployed circuit draws the lizard bit for bit from one seed cell, well
-    within its step budget, and the params kept are that circuit's."""
-    cfg = preset_experiment("quick", "logic_lizard")
-    r = training.train(cfg, 0, experiment="logic_lizard", preset="quick", progress_dir=tmp_path, log=print)
+@pytest.mark.parametrize("experiment", ["logic_colored_g", "logic_lizard"])
+def test_quick_growth_stops_at_its_first_exact_step_and_keeps_that_circuit(tmp_path, experiment):
+    """`quick`'s G and lizard recipes (a discrete share of gates rising from the start, stop
+    once exact; the lizard grown for 16 steps): seed 0 draws the image bit for bit within its
+    step budget, and the params kept are the exact circuit's, not the step after."""
+    cfg = preset_experiment("quick", experiment)
+    r = training.train(cfg, 0, experiment=experiment, preset="quick", progress_dir=tmp_path, log=print)
     hard = r["history"]["hard_loss"]
     assert hard[-1] == 0 and len(hard) < cfg["training"]["steps"]
     assert r["kept"]["step"] == len(hard) - 1
