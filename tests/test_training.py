@@ -288,3 +288,28 @@ def test_a_gradient_spike_is_skipped_and_a_lasting_change_of_scale_is_not():
         params, state = step(params, state, 30.0)
         skipped.append(float(state.skipped))
     assert skipped[0] == 1.0 and 0 < sum(skipped) < 40 and skipped[-10:] == [0.0] * 10
+
+
+def test_the_seed_sweep_trains_each_seed_as_train_does(tiny_experiment, tmp_path):
+    """benchmarks/seed_sweep.py maps the training step over seeds in one program: each seed's
+    losses are those of its own run (up to the batched program's float reassociation), and its
+    summary reads the early stop off the history."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import seed_sweep
+
+    cfg = tiny_experiment
+    cfg["training"].update(steps=6, checkpoint_every=1000)
+    swept = seed_sweep.run(cfg, [0, 3], chunk=3, log=lambda m: None)["history"]
+    assert swept["soft_loss"].shape == (6, 2)
+    for j, seed in enumerate([0, 3]):
+        own = _train(cfg, tmp_path, name=f"seed{seed}", seed=seed)["history"]
+        for k in ("soft_loss", "hard_loss", "hard_accuracy"):
+            np.testing.assert_allclose(swept[k][:, j], own[k], rtol=1e-5, err_msg=f"{k} of seed {seed}")
+    assert not np.allclose(swept["soft_loss"][:, 0], swept["soft_loss"][:, 1])  # two runs, not one
+    acc = np.array([[0.5, 1.0], [1.0, 1.0], [1.0, 0.9], [0.2, 1.0]])
+    rows = seed_sweep.summarise(
+        {"hard_accuracy": acc, "hard_loss": 1 - acc, "soft_loss": acc, "skipped_update": 0 * acc},
+        [0, 3],
+        patience=2,
+    )
+    assert [(r["first_exact"], r["stop"], r["end_acc"]) for r in rows] == [(1, 3, 0.2), (0, 2, 1.0)]

@@ -105,6 +105,9 @@ def _bind_static(jitted_step: Callable, static) -> Callable:
     def train_step(state: TrainState, key, static=None):
         return jitted_step(state, bound if static is None else jax.tree.map(jnp.asarray, static), key)
 
+    # the step with the wiring as its second argument, for callers that map it over runs (the
+    # seed sweep in benchmarks/ vmaps it over seeds)
+    train_step.unbound = jitted_step
     return train_step
 
 

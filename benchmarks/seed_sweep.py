@@ -1,0 +1,178 @@
+"""Train one experiment on many seeds at once (one program, vmapped over seeds), one attempt each,
+and print per seed the first step whose hard rollout was exact, the step an early stop would
+have ended on, and the accuracy at the end.
+
+    python benchmarks/seed_sweep.py EXPERIMENT NAME 'OVERRIDES_JSON' SEEDS [--preset quick]
+        [--method M] [--chunk 50] [--out DIR]
+
+SEEDS: a comma list or a range a-b. The experiment is config/config.yaml's with the preset and
+the training method merged in, then OVERRIDES (a JSON object merged key by key). The step is the
+pipeline's (training.make_train_step), so the per-seed numbers match what `train` computes up to
+floating-point reassociation of the batched program; the early stop is not taken (every seed runs
+the whole budget) and is read off the history instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from morphogen import methods, rng, training  # noqa: E402
+from morphogen.optimizers import make_optimizer  # noqa: E402
+
+
+def parse_seeds(text: str) -> list[int]:
+    if "-" in text and "," not in text:
+        a, b = text.split("-")
+        return list(range(int(a), int(b) + 1))
+    return [int(s) for s in text.split(",")]
+
+
+def experiment_config(name: str, preset: str, method: str | None, overrides: dict) -> dict:
+    base = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    pre = yaml.safe_load((ROOT / "config" / "presets" / f"{preset}.yaml").read_text()) or {}
+    cfg = methods.merged(base, pre)
+    exp = methods.without_method(cfg["experiments"][name])
+    if method:
+        exp = methods.apply(exp, cfg.get("training_methods", {}), method)
+    exp = methods.merged(exp, overrides)
+    exp["training"]["restart_after"] = 0
+    return exp
+
+
+def run(exp_cfg: dict, seeds: list[int], chunk: int, log=print, deadline: float = float("inf")) -> dict:
+    tcfg = exp_cfg["training"]
+    total = int(tcfg["steps"])
+    exp = training.build(exp_cfg)
+    decay = int(tcfg["optimizer"].get("decay_steps", total))
+    optimizer = make_optimizer(tcfg["optimizer"], min(decay, total))
+    states, statics = [], []
+    for s in seeds:
+        trainable, static = training.split_params(training.init_params(exp, s))
+        states.append(training.TrainState(trainable, optimizer.init(trainable), jnp.asarray(0, jnp.int32)))
+        statics.append(jax.tree.map(jnp.asarray, static))
+    stack = lambda trees: jax.tree.map(lambda *xs: jnp.stack(xs), *trees)  # noqa: E731
+    state, static = stack(states), stack(statics)
+    jitted_step = training.make_train_step(exp, statics[0], tcfg, optimizer).unbound
+    keys = jnp.stack([rng.stream(s, "train") for s in seeds])
+    names = ["soft_loss", "hard_loss", "hard_accuracy", "skipped_update"]
+
+    @jax.jit
+    def run_chunk(state, static, first):
+        def one(st, i):
+            ks = jax.vmap(lambda k: jax.random.fold_in(k, i))(keys)
+            st, m = jax.vmap(jitted_step)(st, static, ks)
+            return st, {k: m[k] for k in names if k in m}
+
+        return jax.lax.scan(one, state, first + jnp.arange(chunk))
+
+    hist = {k: [] for k in names}
+    t0 = time.perf_counter()
+    t_first = None
+    for first in range(0, total, chunk):
+        state, m = run_chunk(state, static, first)
+        m = jax.device_get(m)
+        if t_first is None:
+            t_first = time.perf_counter() - t0
+        for k, v in m.items():
+            hist[k].append(np.asarray(v))
+        acc = np.concatenate(hist["hard_accuracy"])
+        log(
+            f"  step {first + chunk}/{total}: exact so far {int(np.sum(np.any(acc >= 1, axis=0)))}/{len(seeds)}"
+            f" ({time.perf_counter() - t0:.0f} s)",
+        )
+        if time.perf_counter() - t0 > deadline:
+            log(f"  deadline of {deadline:.0f} s passed: stopping at step {first + chunk}")
+            break
+    hist = {k: np.concatenate(v)[:total] for k, v in hist.items() if v}
+    log(
+        f"  {len(hist['hard_accuracy'])} steps, {(time.perf_counter() - t0 - t_first) / max(1, len(hist['hard_accuracy']) - chunk):.4f} s a step after the first chunk"
+    )
+    elapsed = time.perf_counter() - t0
+    return {"history": hist, "seconds": elapsed, "first_chunk_seconds": t_first}
+
+
+def summarise(hist: dict, seeds: list[int], patience: int) -> list[dict]:
+    out = []
+    acc = hist["hard_accuracy"]
+    for j, s in enumerate(seeds):
+        a = acc[:, j]
+        exact = np.flatnonzero(a >= 1.0)
+        streak, stop = 0, None
+        for i, v in enumerate(a):
+            streak = streak + 1 if v >= 1.0 else 0
+            if patience and streak >= patience:
+                stop = i + 1
+                break
+        out.append(
+            {
+                "seed": s,
+                "first_exact": int(exact[0]) if len(exact) else None,
+                "stop": stop,
+                "best_acc": float(a.max()),
+                "end_acc": float(a[-1]),
+                "best_hard_loss": float(np.nanmin(hist["hard_loss"][:, j])),
+                "end_soft": float(hist["soft_loss"][-1, j]),
+                "acc_400": float(a[min(399, len(a) - 1)]),
+                "soft_400": float(hist["soft_loss"][min(399, len(a) - 1), j]),
+                "skipped": int(np.nansum(hist["skipped_update"][:, j])),
+            }
+        )
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("experiment")
+    p.add_argument("name")
+    p.add_argument("overrides")
+    p.add_argument("seeds")
+    p.add_argument("--preset", default="quick")
+    p.add_argument("--method", default=None)
+    p.add_argument("--chunk", type=int, default=50)
+    p.add_argument("--out", default=None)
+    p.add_argument(
+        "--deadline", type=float, default=float("inf"), help="seconds; stop after the chunk past it"
+    )
+    a = p.parse_args()
+    seeds = parse_seeds(a.seeds)
+    cfg = experiment_config(a.experiment, a.preset, a.method, json.loads(a.overrides))
+    print(
+        f"{a.name}: {a.experiment} ({a.preset}, method {a.method}) on {jax.devices()[0]}, seeds {seeds}",
+        flush=True,
+    )
+    res = run(cfg, seeds, a.chunk, log=lambda m: print(f"[{a.name}]{m}", flush=True), deadline=a.deadline)
+    patience = int(cfg["training"].get("stop_after_perfect", 0))
+    rows = summarise(res["history"], seeds, patience)
+    n_stop = sum(r["stop"] is not None for r in rows)
+    n_exact = sum(r["first_exact"] is not None for r in rows)
+    n_end = sum(r["end_acc"] >= 1 for r in rows)
+    print(
+        f"SUMMARY {a.name}: stopped exact {n_stop}/{len(seeds)}, ever exact {n_exact}, exact at end {n_end}; "
+        f"{res['seconds']:.0f} s ({res['first_chunk_seconds']:.0f} s first chunk)",
+        flush=True,
+    )
+    for r in rows:
+        print(f"  {a.name} " + " ".join(f"{k}={v}" for k, v in r.items()), flush=True)
+    if a.out:
+        d = Path(a.out)
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"{a.name}.json").write_text(
+            json.dumps({"config": cfg, "rows": rows, "seconds": res["seconds"]})
+        )
+        np.savez(d / f"{a.name}.npz", **res["history"])
+
+
+if __name__ == "__main__":
+    main()
