@@ -88,9 +88,10 @@ def run(exp_cfg: dict, seeds: list[int], chunk: int, log=print, deadline: float 
         for k, v in m.items():
             hist[k].append(np.asarray(v))
         acc = np.concatenate(hist["hard_accuracy"])
+        soft = np.asarray(m["soft_loss"])[-1]
         log(
-            f"  step {first + chunk}/{total}: exact so far {int(np.sum(np.any(acc >= 1, axis=0)))}/{len(seeds)}"
-            f" ({time.perf_counter() - t0:.0f} s)",
+            f"  step {first + chunk}/{total}: exact so far {int(np.sum(np.any(acc >= 1, axis=0)))}/{len(seeds)};"
+            f" soft loss now {' '.join(f'{v:.3g}' for v in soft)} ({time.perf_counter() - t0:.0f} s)",
         )
         if time.perf_counter() - t0 > deadline:
             log(f"  deadline of {deadline:.0f} s passed: stopping at step {first + chunk}")
