@@ -6,7 +6,7 @@ have ended on, and the accuracy at the end.
         [--method M] [--chunk 50] [--out DIR]
 
 SEEDS: a comma list or a range a-b. The experiment is config/config.yaml's with the preset and
-the training method merged in, then OVERRIDES (a JSON object merged key by key). The step is the
+the training method (--method, else the one the experiment names) merged in, then OVERRIDES (a JSON object merged key by key). The step is the
 pipeline's (training.make_train_step), so the per-seed numbers match what `train` computes up to
 floating-point reassociation of the batched program; the early stop is not taken (every seed runs
 the whole budget) and is read off the history instead.
@@ -23,7 +23,6 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -40,13 +39,9 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def experiment_config(name: str, preset: str, method: str | None, overrides: dict) -> dict:
-    base = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-    pre = yaml.safe_load((ROOT / "config" / "presets" / f"{preset}.yaml").read_text()) or {}
-    cfg = methods.merged(base, pre)
-    exp = methods.without_method(cfg["experiments"][name])
-    if method:
-        exp = methods.apply(exp, cfg.get("training_methods", {}), method)
-    exp = methods.merged(exp, overrides)
+    """The preset's experiment with ``method`` (by default its own), ``overrides`` merged in
+    and no restarts."""
+    exp = methods.merged(methods.preset_experiment(ROOT / "config", preset, name, method), overrides)
     exp["training"]["restart_after"] = 0
     return exp
 
@@ -104,9 +99,13 @@ def run(exp_cfg: dict, seeds: list[int], chunk: int, log=print, deadline: float 
     return {"history": hist, "seconds": elapsed, "first_chunk_seconds": t_first}
 
 
-def summarise(hist: dict, seeds: list[int], patience: int) -> list[dict]:
+def summarise(hist: dict, seeds: list[int], patience: int, probe: int = 400) -> list[dict]:
+    """Per seed: first exact step, the step an early stop after ``patience`` exact steps ends
+    on, best and final accuracy, and accuracy and soft loss at step ``probe`` (e.g. the step a
+    hardening schedule starts at)."""
     out = []
     acc = hist["hard_accuracy"]
+    at = min(probe, len(acc)) - 1
     for j, s in enumerate(seeds):
         a = acc[:, j]
         exact = np.flatnonzero(a >= 1.0)
@@ -125,8 +124,8 @@ def summarise(hist: dict, seeds: list[int], patience: int) -> list[dict]:
                 "end_acc": float(a[-1]),
                 "best_hard_loss": float(np.nanmin(hist["hard_loss"][:, j])),
                 "end_soft": float(hist["soft_loss"][-1, j]),
-                "acc_400": float(a[min(399, len(a) - 1)]),
-                "soft_400": float(hist["soft_loss"][min(399, len(a) - 1), j]),
+                f"acc_{probe}": float(a[at]),
+                f"soft_{probe}": float(hist["soft_loss"][at, j]),
                 "skipped": int(np.nansum(hist["skipped_update"][:, j])),
             }
         )
@@ -144,18 +143,21 @@ def main() -> None:
     p.add_argument("--chunk", type=int, default=50)
     p.add_argument("--out", default=None)
     p.add_argument(
+        "--probe", type=int, default=400, help="training step whose accuracy and soft loss to report"
+    )
+    p.add_argument(
         "--deadline", type=float, default=float("inf"), help="seconds; stop after the chunk past it"
     )
     a = p.parse_args()
     seeds = parse_seeds(a.seeds)
     cfg = experiment_config(a.experiment, a.preset, a.method, json.loads(a.overrides))
     print(
-        f"{a.name}: {a.experiment} ({a.preset}, method {a.method}) on {jax.devices()[0]}, seeds {seeds}",
+        f"{a.name}: {a.experiment} ({a.preset}, method {a.method or 'its own'}) on {jax.devices()[0]}, seeds {seeds}",
         flush=True,
     )
     res = run(cfg, seeds, a.chunk, log=lambda m: print(f"[{a.name}]{m}", flush=True), deadline=a.deadline)
     patience = int(cfg["training"].get("stop_after_perfect", 0))
-    rows = summarise(res["history"], seeds, patience)
+    rows = summarise(res["history"], seeds, patience, a.probe)
     n_stop = sum(r["stop"] is not None for r in rows)
     n_exact = sum(r["first_exact"] is not None for r in rows)
     n_end = sum(r["end_acc"] >= 1 for r in rows)

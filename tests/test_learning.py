@@ -3,7 +3,6 @@
 import jax
 import jax.numpy as jnp
 import pytest
-import yaml
 from conftest import ROOT
 
 from morphogen import evaluation, methods, training
@@ -11,10 +10,7 @@ from morphogen import evaluation, methods, training
 
 def preset_experiment(preset: str, name: str) -> dict:
     """The preset's experiment as the workflow runs it, with the training method it names."""
-    base = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-    over = yaml.safe_load((ROOT / "config" / "presets" / f"{preset}.yaml").read_text()) or {}
-    cfg = methods.merged(base, over)
-    return methods.apply(cfg["experiments"][name], cfg.get("training_methods", {}))
+    return methods.preset_experiment(ROOT / "config", preset, name)
 
 
 @pytest.mark.slow

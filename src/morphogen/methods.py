@@ -9,6 +9,8 @@ picked for the experiment.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 def merged(base: dict, over: dict) -> dict:
     """A copy of ``base`` with ``over`` merged in, nested dicts key by key (``over`` wins)."""
@@ -43,3 +45,16 @@ def apply(exp: dict, methods: dict, method: str | None = None, where: str = "tra
     if own:
         out["training_method"] = method
     return out
+
+
+def preset_experiment(config_dir: str | Path, preset: str, name: str, method: str | None = None) -> dict:
+    """Experiment ``name`` as preset ``preset`` configures it (``config.yaml`` with
+    ``presets/<preset>.yaml`` merged in, no ``--config``), trained with ``method``, or with the
+    method the experiment names itself when ``method`` is None (as the workflow runs it)."""
+    import yaml
+
+    config_dir = Path(config_dir)
+    base = yaml.safe_load((config_dir / "config.yaml").read_text())
+    over = yaml.safe_load((config_dir / "presets" / f"{preset}.yaml").read_text()) or {}
+    cfg = merged(base, over)
+    return apply(cfg["experiments"][name], cfg.get("training_methods", {}), method)
