@@ -46,21 +46,39 @@ def experiment_config(name: str, preset: str, method: str | None, overrides: dic
     return exp
 
 
-def run(exp_cfg: dict, seeds: list[int], chunk: int, log=print, deadline: float = float("inf")) -> dict:
+def run(
+    exp_cfg: dict,
+    seeds: list[int],
+    chunk: int,
+    log=print,
+    deadline: float = float("inf"),
+    init_offset: int = 0,
+    data_offset: int = 0,
+    perception_from: list[int] | None = None,
+) -> dict:
+    """Train ``seeds`` at once. A seed's initial params (wiring) come from seed + ``init_offset``
+    and its training draws (start states, async masks, training-method draws) from seed +
+    ``data_offset``: apart, they say whether a seed's outcome follows its wiring or its data.
+    ``perception_from`` (a DiffLogic circuit's; one seed per seed) takes the perception layers'
+    wiring from other seeds' initial params, the rest of the wiring staying the seed's own."""
     tcfg = exp_cfg["training"]
     total = int(tcfg["steps"])
     exp = training.build(exp_cfg)
     decay = int(tcfg["optimizer"].get("decay_steps", total))
     optimizer = make_optimizer(tcfg["optimizer"], min(decay, total))
     states, statics = [], []
-    for s in seeds:
-        trainable, static = training.split_params(training.init_params(exp, s))
+    for j, s in enumerate(seeds):
+        params = training.init_params(exp, s + init_offset)
+        if perception_from is not None:
+            donor = training.init_params(exp, perception_from[j] + init_offset)
+            params["wires"]["perception"] = donor["wires"]["perception"]
+        trainable, static = training.split_params(params)
         states.append(training.TrainState(trainable, optimizer.init(trainable), jnp.asarray(0, jnp.int32)))
         statics.append(jax.tree.map(jnp.asarray, static))
     stack = lambda trees: jax.tree.map(lambda *xs: jnp.stack(xs), *trees)  # noqa: E731
     state, static = stack(states), stack(statics)
     jitted_step = training.make_train_step(exp, statics[0], tcfg, optimizer).unbound
-    keys = jnp.stack([rng.stream(s, "train") for s in seeds])
+    keys = jnp.stack([rng.stream(s + data_offset, "train") for s in seeds])
     names = ["soft_loss", "hard_loss", "hard_accuracy", "skipped_update"]
 
     @jax.jit
@@ -148,6 +166,13 @@ def main() -> None:
     p.add_argument(
         "--deadline", type=float, default=float("inf"), help="seconds; stop after the chunk past it"
     )
+    p.add_argument("--init-offset", type=int, default=0, help="initial params from seed + this")
+    p.add_argument("--data-offset", type=int, default=0, help="training draws from seed + this")
+    p.add_argument(
+        "--perception-from",
+        default=None,
+        help="DiffLogic: seeds (one per seed) to take the perception wiring from",
+    )
     a = p.parse_args()
     seeds = parse_seeds(a.seeds)
     cfg = experiment_config(a.experiment, a.preset, a.method, json.loads(a.overrides))
@@ -155,7 +180,16 @@ def main() -> None:
         f"{a.name}: {a.experiment} ({a.preset}, method {a.method or 'its own'}) on {jax.devices()[0]}, seeds {seeds}",
         flush=True,
     )
-    res = run(cfg, seeds, a.chunk, log=lambda m: print(f"[{a.name}]{m}", flush=True), deadline=a.deadline)
+    res = run(
+        cfg,
+        seeds,
+        a.chunk,
+        log=lambda m: print(f"[{a.name}]{m}", flush=True),
+        deadline=a.deadline,
+        init_offset=a.init_offset,
+        data_offset=a.data_offset,
+        perception_from=parse_seeds(a.perception_from) if a.perception_from else None,
+    )
     patience = int(cfg["training"].get("stop_after_perfect", 0))
     rows = summarise(res["history"], seeds, patience, a.probe)
     n_stop = sum(r["stop"] is not None for r in rows)

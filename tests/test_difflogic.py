@@ -66,6 +66,28 @@ def test_pass_through_initialisation():
         assert np.all(np.delete(np.asarray(z), dl.PASS_THROUGH_GATE, axis=-1) == 0.0)
 
 
+def test_per_kernel_wiring_groups_the_neighbours_differently_in_each_kernel():
+    """perception_wiring: per_kernel draws the second perception layer's pairs per kernel: each
+    kernel still reads every first-layer gate, kernels pair them differently, and the rest of
+    the wiring is the shared wiring's."""
+    cfg = {**PAPER_SYNC["model"], "perception_wiring": "per_kernel"}
+    shared, own = dl.init(jax.random.key(5), PAPER_SYNC["model"]), dl.init(jax.random.key(5), cfg)
+    wire = np.asarray(own["wires"]["perception"][1])
+    assert wire.shape == (2, cfg["perception_kernels"], 4)
+    groupings = set()
+    for k in range(cfg["perception_kernels"]):
+        pairs = sorted(tuple(sorted(p)) for p in zip(wire[0, k], wire[1, k]))
+        assert sorted(np.concatenate(pairs).tolist()) == list(range(8))  # every gate read once
+        groupings.add(tuple(pairs))
+    assert len(groupings) > cfg["perception_kernels"] // 2
+    for part in ("perception", "update"):
+        for i, (a, b) in enumerate(zip(shared["wires"][part], own["wires"][part])):
+            if (part, i) != ("perception", 1):
+                np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    with pytest.raises(ValueError, match="perception_wiring"):
+        dl.validate({**cfg, "perception_wiring": "random"})
+
+
 def test_paper_circuit_has_3040_gates():
     assert dl.gate_count(PAPER_SYNC["model"]) == {"perception": 224, "update": 2816, "total": 3040}
     params = dl.init(jax.random.key(0), PAPER_SYNC["model"])
@@ -85,10 +107,11 @@ def _random_logits(params, key):
     return {"logits": jax.tree.unflatten(treedef, new), "wires": params["wires"]}
 
 
+@pytest.mark.parametrize("wiring", ["shared", "per_kernel"])
 @pytest.mark.parametrize("periodic", [False, True])
-def test_one_hot_circuit_is_the_same_soft_and_hard(periodic):
+def test_one_hot_circuit_is_the_same_soft_and_hard(periodic, wiring):
     """Soft mode with hardened (one-hot) logits equals the bit-packed hard circuit, exactly."""
-    cfg = {**TINY_MODEL, "periodic": periodic}
+    cfg = {**TINY_MODEL, "periodic": periodic, "perception_wiring": wiring}
     params = _random_logits(dl.init(jax.random.key(1), cfg), jax.random.key(2))
     state = jax.random.randint(jax.random.key(3), (3, 9, 7, 4), 0, 2).astype(jnp.float32)
     soft = jax.jit(lambda p, x: dl.step(dl.harden(p), x, None, cfg))(params, state)
@@ -104,7 +127,11 @@ def _plain_circuit(params, p, channels):
     x = p
     perception = dl._layer_weights(params, "perception")
     for i, (wire, (w, s)) in enumerate(zip(params["wires"]["perception"], perception)):
-        a, b = x[wire[0]], x[wire[1]]
+        if wire.ndim == 3:  # per kernel: kernel k's rows wire[., k] of x[:, k]
+            kernels = jnp.arange(wire.shape[1])[None, :]
+            a, b = x[wire[0].T, kernels], x[wire[1].T, kernels]
+        else:
+            a, b = x[wire[0]], x[wire[1]]
         if i == 0:
             a, b = a[:, None], b[:, None]
         x = dl._layer(w, s, a, b, lambda c: jnp.swapaxes(c, 0, 1)[..., None, None, :])
@@ -115,15 +142,19 @@ def _plain_circuit(params, p, channels):
     return x
 
 
-@pytest.mark.parametrize("relaxation", ["softmax", "mixed_st"])
+@pytest.mark.parametrize(
+    "relaxation,wiring", [("softmax", "shared"), ("mixed_st", "shared"), ("mixed_st", "per_kernel")]
+)
 @pytest.mark.parametrize("static_wires", [False, True])
-def test_the_circuits_gradient_is_that_of_the_plain_formulas(static_wires, relaxation):
+def test_the_circuits_gradient_is_that_of_the_plain_formulas(static_wires, relaxation, wiring):
     """The first perception layer's and the small gathers' hand-written gradients (fast on CPU)
     are the gradient of the plain formulas, towards the logits and towards the input state,
     whether the wiring is traced (training) or a constant, for the softmax mixture and for
     half the gates discrete (straight-through)."""
     cfg = {**TINY_MODEL, "channels": 6, "perception_kernels": 3, "update_layers": [24, 12, 6]}
-    params = _random_logits(dl.init(jax.random.key(1), cfg), jax.random.key(2))
+    params = _random_logits(
+        dl.init(jax.random.key(1), {**cfg, "perception_wiring": wiring}), jax.random.key(2)
+    )
     p = dl.patches(jax.random.uniform(jax.random.key(3), (2, 5, 7, 6)), False)
     target = jax.random.uniform(jax.random.key(4), (6, 70))
     wires = params["wires"]

@@ -29,13 +29,14 @@ def _jax_rollout(params, cfg, state, steps):
     return np.asarray(run(jnp.asarray(state)))
 
 
+@pytest.mark.parametrize("wiring", ["shared", "per_kernel"])
 @pytest.mark.parametrize("periodic", [False, True])
-def test_the_pruned_circuit_computes_what_the_circuit_does_bit_for_bit(periodic):
-    cfg = {**TINY_MODEL, "periodic": periodic}
+def test_the_pruned_circuit_computes_what_the_circuit_does_bit_for_bit(periodic, wiring):
+    cfg = {**TINY_MODEL, "periodic": periodic, "perception_wiring": wiring}
     states = np.random.default_rng(0).integers(0, 2, (100, 9, 7, cfg["channels"]), dtype=np.uint8)
     sizes = []
     for seed in range(4):
-        params = _random_params(seed)
+        params = _random_params(seed, cfg=cfg)
         net = dl.pruned_netlist(params, cfg)
         sizes.append(len(net["gates"]))
         np.testing.assert_array_equal(netlist.run(net, states, 50), _jax_rollout(params, cfg, states, 50))

@@ -235,6 +235,22 @@ def test_a_run_with_no_exact_rollout_restarts_and_resumes_bit_identical(tiny_exp
         np.testing.assert_array_equal(h[k], resumed["history"][k])
 
 
+def test_a_restarted_attempt_runs_the_training_methods_schedule_from_its_start(tiny_experiment, tmp_path):
+    """mixed_st with every gate discrete from step 4 of an attempt: each attempt's first four
+    steps train the mixture (the loss it descends is not the deployed circuit's), the rest the
+    discrete circuit (no gap), as the first attempt does."""
+    cfg = tiny_experiment
+    cfg["model"].update(
+        relaxation="mixed_st", hard_fraction=1.0, hard_fraction_start=4, hard_fraction_steps=1
+    )
+    cfg["training"].update(steps=24, restart_after=8, checkpoint_every=1000)
+    h = _train(cfg, tmp_path)["history"]
+    np.testing.assert_array_equal(h["attempt"], np.repeat([0, 1, 2], 8))
+    hardened = np.abs(h["gap"]) < 1e-5
+    for first in (0, 8, 16):
+        assert not hardened[first : first + 4].any() and hardened[first + 5 : first + 8].all(), h["gap"]
+
+
 def test_a_step_with_a_non_finite_gradient_is_skipped_and_counted(tiny_experiment, tmp_path, monkeypatch):
     """A gradient that overflowed to NaN leaves params and optimizer state as they were, the
     step is counted in train.csv's skipped_update, and training goes on."""
@@ -306,6 +322,19 @@ def test_the_seed_sweep_trains_each_seed_as_train_does(tiny_experiment, tmp_path
         for k in ("soft_loss", "hard_loss", "hard_accuracy"):
             np.testing.assert_allclose(swept[k][:, j], own[k], rtol=1e-5, err_msg=f"{k} of seed {seed}")
     assert not np.allclose(swept["soft_loss"][:, 0], swept["soft_loss"][:, 1])  # two runs, not one
+    # seed 0 with its initial params and its training draws both from seed 3 is seed 3's run;
+    # with one of the two only, it is neither seed's
+    moved = {
+        offsets: seed_sweep.run(
+            cfg, [0], chunk=3, log=lambda m: None, init_offset=offsets[0], data_offset=offsets[1]
+        )["history"]["soft_loss"][:, 0]
+        for offsets in ((3, 3), (3, 0), (0, 3))
+    }
+    np.testing.assert_allclose(moved[3, 3], swept["soft_loss"][:, 1], rtol=1e-5)
+    for half in (moved[3, 0], moved[0, 3]):
+        assert not np.allclose(half, swept["soft_loss"][:, 0]) and not np.allclose(
+            half, swept["soft_loss"][:, 1]
+        )
     acc = np.array([[0.5, 1.0], [1.0, 1.0], [1.0, 0.9], [0.2, 1.0]])
     rows = seed_sweep.summarise(
         {"hard_accuracy": acc, "hard_loss": 1 - acc, "soft_loss": acc, "skipped_update": 0 * acc},

@@ -280,3 +280,21 @@ def test_an_experiment_takes_the_method_it_names_and_the_study_starts_without_it
 
     with pytest.raises(ValueError, match="experiments.x.training_method names training method 'adam'"):
         methods.apply({**exp, "training_method": "adam"}, named, where="experiments.x.training_method")
+
+
+def test_state_noise_perturbs_training_rollouts_only():
+    """model.state_noise: a training step reads its state with noise drawn from the step's key
+    (the same key, the same output); evaluation, which runs the params themselves, reads it
+    exactly."""
+    cfg = {**TINY_MODEL, "state_noise": 0.2}
+    step = jax.jit(lambda p, k: dl.step(dl.relax(p, jax.random.key(0), 1, cfg), STATE, k, cfg))
+    a, b = (np.asarray(step(PARAMS, jax.random.key(k))) for k in (1, 2))
+    np.testing.assert_array_equal(a, np.asarray(step(PARAMS, jax.random.key(1))))
+    plain = np.asarray(_soft_step(PARAMS, TINY_MODEL, None))
+    assert np.abs(a - plain).max() > 1e-3 and np.abs(a - b).max() > 1e-3
+    # the relaxation is still the mixture: only the state read differs
+    relaxed = dl.relax(PARAMS, jax.random.key(0), 1, cfg)
+    for z, w in zip(jax.tree.leaves(PARAMS["logits"]), jax.tree.leaves(relaxed["weights"])):
+        np.testing.assert_allclose(np.asarray(w), np.asarray(jax.nn.softmax(z, axis=-1)), rtol=1e-6)
+    evaluated = jax.jit(lambda p: dl.step(p, STATE, jax.random.key(1), cfg))(PARAMS)
+    np.testing.assert_array_equal(np.asarray(evaluated), plain)

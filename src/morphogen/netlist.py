@@ -51,6 +51,14 @@ def truth(op: int, a: int, b: int) -> int:
 # --------------------------------------------------------------------------- pruning
 
 
+def _pairs_of(layer: dict, kernel: int) -> tuple[list, list]:
+    """A perception layer's input pairs in ``kernel``: its own where the layer's pairs are
+    per kernel (``a`` and ``b`` lists of lists), else the ones every kernel shares."""
+    if layer["a"] and isinstance(layer["a"][0], list):
+        return layer["a"][kernel], layer["b"][kernel]
+    return layer["a"], layer["b"]
+
+
 def _flatten(layered: dict):
     """The layered export as gates in circuit order: yields (op, a, b) per gate, where a and b
     are signal numbers (inputs first), and returns the C output signals."""
@@ -71,13 +79,13 @@ def _flatten(layered: dict):
             [
                 [
                     add(layer["ops"][k][j], prev[k][ch][a], prev[k][ch][b])
-                    for j, (a, b) in enumerate(zip(layer["a"], layer["b"]))
+                    for j, (a, b) in enumerate(zip(*_pairs_of(layer, k)))
                 ]
                 for ch in range(c)
             ]
             for k in range(n_kernels)
         ]
-    width = len(perception[-1]["a"])
+    width = len(_pairs_of(perception[-1], 0)[0])
     # the update network reads the cell's own state, then the features ordered (channel, out, kernel)
     x = [4 * c + ch for ch in range(c)]
     x += [prev[k][ch][s] for ch in range(c) for s in range(width) for k in range(n_kernels)]

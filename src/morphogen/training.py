@@ -121,8 +121,11 @@ def whole_set(exp: Experiment):
     return jnp.asarray(task.evaluation_states(None, 0))
 
 
-def make_train_step(exp: Experiment, static, tcfg: dict, optimizer) -> Callable:
-    """``train_step(state, key[, static]) -> (state, metrics)`` of the rollout regime (jitted)."""
+def make_train_step(exp: Experiment, static, tcfg: dict, optimizer, schedule_start: int = 0) -> Callable:
+    """``train_step(state, key[, static]) -> (state, metrics)`` of the rollout regime (jitted).
+    The training method's schedules (the model's ``relax`` hook) count steps from
+    ``schedule_start``: a restarted attempt's first step, so that each attempt runs them from
+    their start, as it does its optimizer's."""
     batch, n_steps = tcfg["batch"], tcfg["rollout_steps"]
     loss_steps = int(tcfg.get("loss_steps", 1))
     task, mcfg = exp.task, exp.model_cfg
@@ -150,7 +153,12 @@ def make_train_step(exp: Experiment, static, tcfg: dict, optimizer) -> Callable:
         k_x, k_roll = jax.random.split(key)
         x0 = task.initial_states(k_x, batch)
         (loss, final), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            state.params, static, x0, k_roll, jax.random.fold_in(key, RELAX_STREAM), state.step
+            state.params,
+            static,
+            x0,
+            k_roll,
+            jax.random.fold_in(key, RELAX_STREAM),
+            state.step - schedule_start if schedule_start else state.step,
         )
         metrics = {"soft_loss": loss, "grad_norm": optax.tree.norm(grads)}
         if task.metrics is not None:
@@ -599,7 +607,7 @@ def train(
     elif pooled:
         train_step = make_pool_step(exp, static, tcfg, optimizer)
     else:
-        train_step = make_train_step(exp, static, tcfg, optimizer)
+        train_step = make_train_step(exp, static, tcfg, optimizer, attempt_start)
     key_train = rng.stream(seed, "train")
     every = int(tcfg.get("checkpoint_every", max(1, total // 10)))
     log_every = int(tcfg.get("log_every", max(1, total // 50)))
@@ -662,7 +670,7 @@ def train(
                 trainable, static = split_params(init_params(exp, seed, attempt))
                 optimizer = optimizer_for(total - done)
                 state = TrainState(trainable, optimizer.init(trainable), state.step)
-                train_step = make_train_step(exp, static, tcfg, optimizer)
+                train_step = make_train_step(exp, static, tcfg, optimizer, attempt_start)
         if done % log_every == 0 or done == total:
             rate = (time.perf_counter() - t_loop) / max(1, done - start - 1) if done - start > 1 else 0.0
             eta = rate * (total - done)

@@ -129,6 +129,22 @@ def unique_wires(key: jax.Array, in_dim: int, out_dim: int) -> tuple[np.ndarray,
     return a[perm].astype(np.int32), b[perm].astype(np.int32)
 
 
+def kernel_wires(key: jax.Array, in_dim: int, out_dim: int, n_kernels: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per kernel, (K, out_dim) pairs: the 'unique' pairs of a random relabelling of the inputs,
+    drawn per kernel (``model.perception_wiring: per_kernel``). Every input is still read by
+    every kernel, but which inputs a gate combines differs from kernel to kernel; after the
+    first perception layer (gate j reads neighbour j's bit and the centre's), that is which
+    neighbours each kernel groups together."""
+    a0, b0 = _unique_pairs(in_dim, out_dim)
+    a, b = [], []
+    for k in range(n_kernels):
+        relabel = np.asarray(jax.random.permutation(jax.random.fold_in(key, 2 * k), in_dim))
+        order = np.asarray(jax.random.permutation(jax.random.fold_in(key, 2 * k + 1), out_dim))
+        a.append(relabel[a0[order]])
+        b.append(relabel[b0[order]])
+    return np.stack(a).astype(np.int32), np.stack(b).astype(np.int32)
+
+
 def _unique_pairs(in_dim: int, out_dim: int) -> tuple[np.ndarray, np.ndarray]:
     """The ``out_dim`` input pairs of a 'unique' layer, in order (ValueError if impossible)."""
     if 2 * out_dim < in_dim:
@@ -193,6 +209,11 @@ def validate(cfg: dict) -> None:
     method = cfg.get("relaxation", "softmax")
     if method not in RELAXATIONS:
         raise ValueError(f"model.relaxation must be one of {', '.join(RELAXATIONS)}, got {method!r}")
+    wiring = cfg.get("perception_wiring", "shared")
+    if wiring not in ("shared", "per_kernel"):
+        raise ValueError(f"model.perception_wiring must be shared or per_kernel, got {wiring!r}")
+    if wiring == "per_kernel" and len(perception) < 3:
+        raise ValueError("model.perception_wiring: per_kernel needs at least two perception_layers")
     t0, t1 = (
         float(cfg.get("temperature", 1.0)),
         float(cfg.get("temperature_final", cfg.get("temperature", 1.0))),
@@ -230,9 +251,17 @@ def init(key: jax.Array, cfg: dict) -> dict:
 
     wires: dict[str, list] = {"perception": [], "update": []}
     out: dict[str, list] = {"perception": [], "update": []}
+    # per_kernel: the second perception layer's pairs are drawn per kernel, from keys of their
+    # own (the shared wiring's draws stay as they are)
+    per_kernel = cfg.get("perception_wiring", "shared") == "per_kernel"
     for i, (n_in, n_out) in enumerate(zip(perception[:-1], perception[1:])):
         k = jax.random.fold_in(k_wire, i)
-        a, b = first_kernel_wires(k, n_out) if i == 0 else unique_wires(k, n_in, n_out)
+        if i == 0:
+            a, b = first_kernel_wires(k, n_out)
+        elif i == 1 and per_kernel:
+            a, b = kernel_wires(jax.random.fold_in(k_wire, 500 + i), n_in, n_out, n_kernels)
+        else:
+            a, b = unique_wires(k, n_in, n_out)
         wires["perception"].append(jnp.stack([jnp.asarray(a), jnp.asarray(b)]))
         out["perception"].append(logits((n_kernels, n_out), first if i == 0 else PASS_THROUGH_GATE))
     for i, (n_in, n_out) in enumerate(zip(update[:-1], update[1:])):
@@ -431,7 +460,8 @@ def relax(params: dict, key: jax.Array, step, cfg: dict) -> dict:
     mass = cfg.get("backward_mass")
     mass = float(0.1 if mass is None and method == "hard_st" else mass or 0.0)
     plain = "temperature" not in cfg and "temperature_final" not in cfg and not noise and not mass
-    if method == "softmax" and plain:
+    state_noise = float(cfg.get("state_noise") or 0.0)
+    if method == "softmax" and plain and not state_noise:
         return params  # the reference: temperature 1
     leaves, tree = jax.tree.flatten(params["logits"])
     keys = jax.random.split(key, len(leaves)) if key is not None else [None] * len(leaves)
@@ -462,13 +492,14 @@ def relax(params: dict, key: jax.Array, step, cfg: dict) -> dict:
         else:  # gumbel_st, hard_st: the (sampled) argmax circuit
             forward.append(jax.nn.one_hot(jnp.argmax(zz, axis=-1), 16, dtype=z.dtype))
         surrogate.append(backward(zz, soft))
-    if method == "softmax" and not mass:
-        return {"weights": jax.tree.unflatten(tree, forward), "surrogate": None, "wires": params["wires"]}
-    return {
+    out = {
         "weights": jax.tree.unflatten(tree, forward),
-        "surrogate": jax.tree.unflatten(tree, surrogate),
+        "surrogate": None if method == "softmax" and not mass else jax.tree.unflatten(tree, surrogate),
         "wires": params["wires"],
     }
+    if state_noise:
+        out["state_noise"] = state_noise  # a Python float: the training rollout's steps read it
+    return out
 
 
 def sampled_ops(params: dict, key: jax.Array, cfg: dict) -> dict:
@@ -523,6 +554,13 @@ def _rows(x, idx):
     return jnp.take(x, idx, axis=0)
 
 
+def _kernel_rows(x, idx):
+    """Per kernel ``k``, rows ``idx[k]`` of ``x[:, k]``: (in, K, ...) and (K, out) -> (out, K,
+    ...), as a product with the one-hot wiring (exact; its gradient is a product too)."""
+    one_hot = jax.nn.one_hot(idx, x.shape[0], dtype=x.dtype)  # (K, out, in)
+    return jnp.einsum("koi,ik...->ok...", one_hot, x, precision=jax.lax.Precision.HIGHEST)
+
+
 def patches(state, periodic: bool):
     """(B, H, W, C) -> (9, C, B*H*W): the 3x3 neighbourhood, row-major, centre at index 4."""
     if periodic:
@@ -541,7 +579,10 @@ def circuit(params: dict, p, channels: int):
     perception = _layer_weights(params, "perception")
     n_kernels = perception[0][0].shape[0]
     for i, (wire, (w, surrogate)) in enumerate(zip(params["wires"]["perception"], perception)):
-        a, b = _rows(x, wire[0]), _rows(x, wire[1])
+        if wire.ndim == 3:  # per-kernel pairs (2, K, out) of x (in, K, C, N)
+            a, b = _kernel_rows(x, wire[0]), _kernel_rows(x, wire[1])
+        else:
+            a, b = _rows(x, wire[0]), _rows(x, wire[1])
         if i == 0:  # (out, C, N) -> (out, K, C, N): every kernel reads the same patch
             w = jnp.swapaxes(_coefficients(w), 0, 1)  # (K, out, 4) -> (out, K, 4)
             s = w if surrogate is None else jnp.swapaxes(_coefficients(surrogate), 0, 1)
@@ -561,8 +602,15 @@ def circuit(params: dict, p, channels: int):
 
 def step(params: dict, state, key, cfg: dict):
     """One synchronous update of every cell: (B, H, W, C) -> (B, H, W, C)."""
-    del key  # the circuit is deterministic; async masking lives in morphogen.updates
     b, h, w, c = state.shape
+    noise = params.get("state_noise")  # training only: relax() sets it (model.state_noise)
+    if noise:
+        # Each step reads its state with uniform noise of +-noise, clipped to [0, 1]: a circuit
+        # that keeps working cannot lean on analog values that a deployed (binary) state lacks.
+        # The key is the step's own (async masking draws from another split of it).
+        state = jnp.clip(
+            state + noise * jax.random.uniform(key, state.shape, state.dtype, -1.0, 1.0), 0.0, 1.0
+        )
     if cfg.get("round_states", False):
         # Read the state rounded to {0, 1}, as the deployed circuit does (straight-through:
         # the gradient passes as if unrounded): a relaxed circuit cannot carry analog values
@@ -602,7 +650,11 @@ def packed_circuit(params: dict, p, channels: int):
     n_kernels = params["logits"]["perception"][0].shape[0]
     for i, (wire, logits) in enumerate(zip(params["wires"]["perception"], params["logits"]["perception"])):
         m = jnp.swapaxes(_masks(logits), 0, 1)[..., None, None, :]  # (out, K, 1, 1, 4)
-        a, b = _rows(x, wire[0]), _rows(x, wire[1])
+        if wire.ndim == 3:  # per-kernel pairs (2, K, out): x (in, K, C, words)
+            idx = jnp.swapaxes(jnp.asarray(wire), 1, 2)[..., None, None]  # (2, out, K, 1, 1)
+            a, b = (jnp.take_along_axis(x, j, axis=0) for j in idx)
+        else:
+            a, b = _rows(x, wire[0]), _rows(x, wire[1])
         if i == 0:
             a, b = a[:, None], b[:, None]
         x = m[..., 0] ^ (a & (m[..., 1] ^ (b & m[..., 3]))) ^ (b & m[..., 2])
