@@ -3,13 +3,15 @@ and print per seed the first step whose hard rollout was exact, the step an earl
 have ended on, and the accuracy at the end.
 
     python benchmarks/seed_sweep.py EXPERIMENT NAME 'OVERRIDES_JSON' SEEDS [--preset quick]
-        [--method M] [--chunk 50] [--out DIR]
+        [--method M] [--chunk 50] [--out DIR] [--deadline S] [--probe STEP]
+        [--init-offset N] [--data-offset N] [--perception-from SEEDS]
 
 SEEDS: a comma list or a range a-b. The experiment is config/config.yaml's with the preset and
 the training method (--method, else the one the experiment names) merged in, then OVERRIDES (a JSON object merged key by key). The step is the
 pipeline's (training.make_train_step), so the per-seed numbers match what `train` computes up to
 floating-point reassociation of the batched program; the early stop is not taken (every seed runs
-the whole budget) and is read off the history instead.
+the whole budget) and is read off the history instead. The offsets take a seed's initial params
+(its wiring) and its training draws from other seeds, to tell which of the two decides a run.
 """
 
 from __future__ import annotations
