@@ -133,8 +133,8 @@ def kernel_wires(key: jax.Array, in_dim: int, out_dim: int, n_kernels: int) -> t
     """Per kernel, (K, out_dim) pairs: the 'unique' pairs of a random relabelling of the inputs,
     drawn per kernel (``model.perception_wiring: per_kernel``). Every input is still read by
     every kernel, but which inputs a gate combines differs from kernel to kernel; after the
-    first perception layer (gate j reads neighbour j's bit and the centre's), that is which
-    neighbours each kernel groups together."""
+    first perception layer (each gate reads one neighbour's bit and the centre's), that is
+    which neighbours each kernel groups together."""
     a0, b0 = _unique_pairs(in_dim, out_dim)
     a, b = [], []
     for k in range(n_kernels):
@@ -556,7 +556,12 @@ def _rows(x, idx):
 
 def _kernel_rows(x, idx):
     """Per kernel ``k``, rows ``idx[k]`` of ``x[:, k]``: (in, K, ...) and (K, out) -> (out, K,
-    ...), as a product with the one-hot wiring (exact; its gradient is a product too)."""
+    ...). Floats (the soft circuit) as a product with the one-hot wiring, exact and with a
+    product for its gradient (a gather's would be a scatter-add, slow on CPU); packed bits as a
+    gather."""
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        idx = jnp.swapaxes(jnp.asarray(idx), 0, 1).reshape(idx.shape[1], idx.shape[0], *(1,) * (x.ndim - 2))
+        return jnp.take_along_axis(x, idx, axis=0)
     one_hot = jax.nn.one_hot(idx, x.shape[0], dtype=x.dtype)  # (K, out, in)
     return jnp.einsum("koi,ik...->ok...", one_hot, x, precision=jax.lax.Precision.HIGHEST)
 
@@ -650,9 +655,8 @@ def packed_circuit(params: dict, p, channels: int):
     n_kernels = params["logits"]["perception"][0].shape[0]
     for i, (wire, logits) in enumerate(zip(params["wires"]["perception"], params["logits"]["perception"])):
         m = jnp.swapaxes(_masks(logits), 0, 1)[..., None, None, :]  # (out, K, 1, 1, 4)
-        if wire.ndim == 3:  # per-kernel pairs (2, K, out): x (in, K, C, words)
-            idx = jnp.swapaxes(jnp.asarray(wire), 1, 2)[..., None, None]  # (2, out, K, 1, 1)
-            a, b = (jnp.take_along_axis(x, j, axis=0) for j in idx)
+        if wire.ndim == 3:  # per-kernel pairs (2, K, out) of x (in, K, C, words)
+            a, b = _kernel_rows(x, wire[0]), _kernel_rows(x, wire[1])
         else:
             a, b = _rows(x, wire[0]), _rows(x, wire[1])
         if i == 0:
