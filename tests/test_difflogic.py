@@ -88,6 +88,44 @@ def test_per_kernel_wiring_groups_the_neighbours_differently_in_each_kernel():
         dl.validate({**cfg, "perception_wiring": "random"})
 
 
+def test_learned_wiring_trains_each_input_choice_and_deploys_its_argmax():
+    """perception_wiring: learned starts as a per-kernel drawn wiring (its circuit is that
+    wiring's), the training method's discrete forward pass runs exactly the deployed circuit
+    (the argmax of every gate and of every input's wire logits), and the gradient reaches the
+    wire logits."""
+    cfg = {**TINY_MODEL, "perception_wiring": "learned", "wire_logit": 3.0}
+    params = dl.init(jax.random.key(4), cfg)
+    logits = params["wire_logits"]["perception"]
+    assert [z.shape for z in logits] == [
+        (2, cfg["perception_kernels"], 4, 8),
+        (2, cfg["perception_kernels"], 2, 4),
+    ]
+    for z, wire in zip(logits, params["wires"]["perception"][1:]):
+        np.testing.assert_array_equal(np.asarray(jnp.argmax(z, -1)), np.asarray(wire))
+        assert np.all(np.sort(np.asarray(z), -1)[..., -1] == 3.0)
+    params = _random_logits(params, jax.random.key(5))
+    state = jax.random.randint(jax.random.key(3), (2, 7, 6, cfg["channels"]), 0, 2).astype(jnp.float32)
+    discrete = {**cfg, "relaxation": "mixed_st", "hard_fraction": 1.0}
+    relaxed = jax.jit(lambda p, x: dl.step(dl.relax(p, jax.random.key(6), 1, discrete), x, None, cfg))
+    deployed = dl.harden(params)
+    assert "wire_logits" not in deployed
+    hard = jax.jit(lambda p, x: dl.hard_step(p, x, None, cfg))(deployed, state)
+    np.testing.assert_array_equal(np.asarray(relaxed(params, state)), np.asarray(hard))
+    # a drawn wiring differs from the learned argmax somewhere: the deployed circuit is the latter
+    assert any(
+        not np.array_equal(np.asarray(w), np.asarray(d))
+        for w, d in zip(params["wires"]["perception"], deployed["wires"]["perception"])
+    )
+
+    def loss(wire_logits, method):
+        p = {**params, "wire_logits": wire_logits}
+        return jnp.sum(dl.step(dl.relax(p, jax.random.key(6), 1, {**cfg, **method}), state, None, cfg))
+
+    for method in ({}, {"relaxation": "mixed_st", "hard_fraction": 0.5, "hard_fraction_steps": 1}):
+        grads = jax.grad(loss)(params["wire_logits"], method)
+        assert all(float(jnp.abs(g).max()) > 0 for g in jax.tree.leaves(grads)), method
+
+
 def test_paper_circuit_has_3040_gates():
     assert dl.gate_count(PAPER_SYNC["model"]) == {"perception": 224, "update": 2816, "total": 3040}
     params = dl.init(jax.random.key(0), PAPER_SYNC["model"])
@@ -104,10 +142,14 @@ def _random_logits(params, key):
     leaves, treedef = jax.tree.flatten(params["logits"])
     keys = jax.random.split(key, len(leaves))
     new = [jax.random.normal(k, z.shape) * 3 for k, z in zip(keys, leaves)]
-    return {"logits": jax.tree.unflatten(treedef, new), "wires": params["wires"]}
+    out = {"logits": jax.tree.unflatten(treedef, new), "wires": params["wires"]}
+    if "wire_logits" in params:  # learned wiring: a random choice of each gate input's wire
+        k = jax.random.fold_in(key, 1)
+        out["wire_logits"] = jax.tree.map(lambda z: jax.random.normal(k, z.shape) * 3, params["wire_logits"])
+    return out
 
 
-@pytest.mark.parametrize("wiring", ["shared", "per_kernel"])
+@pytest.mark.parametrize("wiring", ["shared", "per_kernel", "learned"])
 @pytest.mark.parametrize("periodic", [False, True])
 def test_one_hot_circuit_is_the_same_soft_and_hard(periodic, wiring):
     """Soft mode with hardened (one-hot) logits equals the bit-packed hard circuit, exactly."""

@@ -21,7 +21,12 @@ def _random_params(seed, scale=3.0, cfg=TINY_MODEL):
     leaves, treedef = jax.tree.flatten(params["logits"])
     keys = jax.random.split(jax.random.key(100 + seed), len(leaves))
     new = [jax.random.normal(k, z.shape) * scale for k, z in zip(keys, leaves)]
-    return {"logits": jax.tree.unflatten(treedef, new), "wires": params["wires"]}
+    out = {"logits": jax.tree.unflatten(treedef, new), "wires": params["wires"]}
+    if "wire_logits" in params:  # learned wiring: a random choice of each gate input's wire
+        out["wire_logits"] = jax.tree.map(
+            lambda z: jax.random.normal(jax.random.key(200 + seed), z.shape), params["wire_logits"]
+        )
+    return out
 
 
 def _jax_rollout(params, cfg, state, steps):
@@ -29,7 +34,7 @@ def _jax_rollout(params, cfg, state, steps):
     return np.asarray(run(jnp.asarray(state)))
 
 
-@pytest.mark.parametrize("wiring", ["shared", "per_kernel"])
+@pytest.mark.parametrize("wiring", ["shared", "per_kernel", "learned"])
 @pytest.mark.parametrize("periodic", [False, True])
 def test_the_pruned_circuit_computes_what_the_circuit_does_bit_for_bit(periodic, wiring):
     cfg = {**TINY_MODEL, "periodic": periodic, "perception_wiring": wiring}

@@ -72,15 +72,22 @@ def _final_params(result):
 
 
 @pytest.mark.parametrize(
-    "relaxation,skip_spikes", [("softmax", None), ("gumbel_st", None), ("mixed_st", 1.5)]
+    "relaxation,skip_spikes,wiring",
+    [
+        ("softmax", None, "shared"),
+        ("gumbel_st", None, "shared"),
+        ("mixed_st", 1.5, "shared"),
+        ("mixed_st", None, "learned"),
+    ],
 )
 def test_resume_from_a_checkpoint_equals_an_uninterrupted_run(
-    tiny_experiment, tmp_path, relaxation, skip_spikes
+    tiny_experiment, tmp_path, relaxation, skip_spikes, wiring
 ):
     """Also with a training method that draws noise every step (gumbel_st's Gumbel noise,
-    mixed_st's choice of hard gates): the draws come from the step's key, not from state; and
-    with the spike guard, whose running norm is optimizer state (a factor of 1.5 skips steps)."""
-    tiny_experiment["model"].update(relaxation=relaxation, pass_through_logit=2.0)
+    mixed_st's choice of hard gates): the draws come from the step's key, not from state; with
+    the spike guard, whose running norm is optimizer state (a factor of 1.5 skips steps); and
+    with learned perception wiring (its wire logits are trained params, its choices drawn)."""
+    tiny_experiment["model"].update(relaxation=relaxation, pass_through_logit=2.0, perception_wiring=wiring)
     tiny_experiment["training"]["optimizer"]["skip_spikes"] = skip_spikes
     full = _train(tiny_experiment, tmp_path, "full")
     if skip_spikes:

@@ -20,7 +20,11 @@ Hard rollouts additionally pack 32 cells into the bits of one ``uint32`` word an
 gate as a bitwise expression (its algebraic normal form), 32 cells per instruction.
 
 Parameters are a pytree ``{"logits": ..., "wires": ...}``; the wires are integer arrays that are
-never trained (training differentiates floating leaves only).
+never trained (training differentiates floating leaves only). With ``perception_wiring:
+learned`` a third entry, ``"wire_logits"``, holds per perception layer after the first a
+``(2, K, out, in)`` logit per gate input and input it may read: training mixes the inputs by
+their softmax (or reads the argmax, straight-through, where the method makes a gate discrete),
+and the deployed circuit reads the argmax (:func:`deployed_wires`).
 
 Training methods (``model.relaxation``), applied once per training step by :func:`relax`:
 
@@ -210,10 +214,10 @@ def validate(cfg: dict) -> None:
     if method not in RELAXATIONS:
         raise ValueError(f"model.relaxation must be one of {', '.join(RELAXATIONS)}, got {method!r}")
     wiring = cfg.get("perception_wiring", "shared")
-    if wiring not in ("shared", "per_kernel"):
-        raise ValueError(f"model.perception_wiring must be shared or per_kernel, got {wiring!r}")
-    if wiring == "per_kernel" and len(perception) < 3:
-        raise ValueError("model.perception_wiring: per_kernel needs at least two perception_layers")
+    if wiring not in WIRINGS:
+        raise ValueError(f"model.perception_wiring must be one of {', '.join(WIRINGS)}, got {wiring!r}")
+    if wiring != "shared" and len(perception) < 3:
+        raise ValueError(f"model.perception_wiring: {wiring} needs at least two perception_layers")
     t0, t1 = (
         float(cfg.get("temperature", 1.0)),
         float(cfg.get("temperature_final", cfg.get("temperature", 1.0))),
@@ -252,23 +256,33 @@ def init(key: jax.Array, cfg: dict) -> dict:
     wires: dict[str, list] = {"perception": [], "update": []}
     out: dict[str, list] = {"perception": [], "update": []}
     # per_kernel: the second perception layer's pairs are drawn per kernel, from keys of their
-    # own (the shared wiring's draws stay as they are)
-    per_kernel = cfg.get("perception_wiring", "shared") == "per_kernel"
+    # own (the shared wiring's draws stay as they are); learned: every perception layer after
+    # the first is drawn per kernel and starts as the wiring that its wire logits choose
+    wiring = cfg.get("perception_wiring", "shared")
+    wire_logits = []
     for i, (n_in, n_out) in enumerate(zip(perception[:-1], perception[1:])):
         k = jax.random.fold_in(k_wire, i)
         if i == 0:
             a, b = first_kernel_wires(k, n_out)
-        elif i == 1 and per_kernel:
+        elif (i == 1 and wiring == "per_kernel") or wiring == "learned":
             a, b = kernel_wires(jax.random.fold_in(k_wire, 500 + i), n_in, n_out, n_kernels)
         else:
             a, b = unique_wires(k, n_in, n_out)
         wires["perception"].append(jnp.stack([jnp.asarray(a), jnp.asarray(b)]))
         out["perception"].append(logits((n_kernels, n_out), first if i == 0 else PASS_THROUGH_GATE))
+        if i > 0 and wiring == "learned":
+            # (2, K, out, in): per gate input, a logit per input it may read, the drawn one high
+            chosen = np.stack([a, b])
+            z = np.zeros((*chosen.shape, n_in), np.float32)
+            np.put_along_axis(z, chosen[..., None], float(cfg.get("wire_logit", 3.0)), axis=-1)
+            wire_logits.append(jnp.asarray(z))
     for i, (n_in, n_out) in enumerate(zip(update[:-1], update[1:])):
         k = jax.random.fold_in(k_wire, 1000 + i)
         a, b = unique_wires(k, n_in, n_out)
         wires["update"].append(jnp.stack([jnp.asarray(a), jnp.asarray(b)]))
         out["update"].append(logits((n_out,)))
+    if wire_logits:
+        return {"logits": out, "wires": wires, "wire_logits": {"perception": wire_logits}}
     return {"logits": out, "wires": wires}
 
 
@@ -278,7 +292,21 @@ def harden(params: dict) -> dict:
     def one(z):
         return jnp.where(jax.nn.one_hot(jnp.argmax(z, -1), 16, dtype=bool), 0.0, -jnp.inf)
 
-    return {"logits": jax.tree.map(one, params["logits"]), "wires": params["wires"]}
+    return {"logits": jax.tree.map(one, params["logits"]), "wires": deployed_wires(params)}
+
+
+def deployed_wires(params: dict) -> dict:
+    """The wiring that the hard circuit runs: the fixed wires, with each learned perception
+    layer's (``wire_logits``) replaced by the argmax of its logits, ``(2, K, out)`` per kernel."""
+    learned = params.get("wire_logits")
+    if not learned:
+        return params["wires"]
+    chosen = [jnp.argmax(z, -1).astype(jnp.int32) for z in learned["perception"]]
+    first = len(params["wires"]["perception"]) - len(chosen)
+    return {
+        "perception": [*params["wires"]["perception"][:first], *chosen],
+        "update": params["wires"]["update"],
+    }
 
 
 def hard_ops(params: dict) -> dict:
@@ -404,6 +432,7 @@ def _layer(w, surrogate, a, b, expand):
 # --------------------------------------------------------------------------- training methods
 
 RELAXATIONS = ("softmax", "gumbel_st", "hard_st", "mixed_st")
+WIRINGS = ("shared", "per_kernel", "learned")
 
 
 def _progress(cfg: dict, name: str, step) -> jax.Array:
@@ -497,9 +526,63 @@ def relax(params: dict, key: jax.Array, step, cfg: dict) -> dict:
         "surrogate": None if method == "softmax" and not mass else jax.tree.unflatten(tree, surrogate),
         "wires": params["wires"],
     }
+    if params.get("wire_logits"):
+        out["wire_weights"] = {
+            "perception": _relaxed_wires(params["wire_logits"]["perception"], key, step, cfg)
+        }
     if state_noise:
         out["state_noise"] = state_noise  # a Python float: the training rollout's steps read it
     return out
+
+
+@jax.custom_vjp
+def _straight_through(hard, soft):
+    """``hard`` forward (exactly), the gradient passed to ``soft``."""
+    return hard
+
+
+def _st_fwd(hard, soft):
+    return hard, None
+
+
+def _st_bwd(_, g):
+    return jnp.zeros_like(g), g
+
+
+_straight_through.defvjp(_st_fwd, _st_bwd)
+
+
+def _relaxed_wires(logits: list, key, step, cfg: dict) -> list:
+    """Per learned wiring layer, the (2, K, out, in) weights with which each gate input mixes
+    the inputs it may read: as the gates' own method does (the softmax; mixed_st's argmax with
+    probability ``hard_fraction``, straight-through, from a draw of its own; gumbel_st and
+    hard_st the argmax, straight-through), at temperature 1 and without noise."""
+    method = cfg.get("relaxation", "softmax")
+    keys = (
+        jax.random.split(jax.random.fold_in(key, 7), len(logits)) if key is not None else [None] * len(logits)
+    )
+    out = []
+    for z, k in zip(logits, keys):
+        soft = jax.nn.softmax(z, axis=-1)
+        if method == "softmax":
+            out.append(soft)
+            continue
+        hard = _straight_through(jax.nn.one_hot(jnp.argmax(z, -1), z.shape[-1], dtype=z.dtype), soft)
+        if method == "mixed_st":
+            pick = jax.random.bernoulli(k, hard_fraction_at(cfg, step), z.shape[:-1])[..., None]
+            hard = jnp.where(pick, hard, soft)
+        out.append(hard)
+    return out
+
+
+def _learned_wires(params: dict) -> list | None:
+    """The mixing weights of the learned perception layers (relaxed, or the softmax of the raw
+    wire logits), or None for fixed wiring."""
+    if params.get("wire_weights"):
+        return params["wire_weights"]["perception"]
+    if params.get("wire_logits"):
+        return [jax.nn.softmax(z, axis=-1) for z in params["wire_logits"]["perception"]]
+    return None
 
 
 def sampled_ops(params: dict, key: jax.Array, cfg: dict) -> dict:
@@ -562,8 +645,13 @@ def _kernel_rows(x, idx):
     if not jnp.issubdtype(x.dtype, jnp.floating):
         idx = jnp.swapaxes(jnp.asarray(idx), 0, 1).reshape(idx.shape[1], idx.shape[0], *(1,) * (x.ndim - 2))
         return jnp.take_along_axis(x, idx, axis=0)
-    one_hot = jax.nn.one_hot(idx, x.shape[0], dtype=x.dtype)  # (K, out, in)
-    return jnp.einsum("koi,ik...->ok...", one_hot, x, precision=jax.lax.Precision.HIGHEST)
+    return _mixed_rows(x, jax.nn.one_hot(idx, x.shape[0], dtype=x.dtype))  # (K, out, in)
+
+
+def _mixed_rows(x, weights):
+    """Per kernel ``k`` and output ``o``, ``sum_i weights[k, o, i] * x[i, k]``: (in, K, ...) and
+    (K, out, in) -> (out, K, ...); exact for one-hot weights."""
+    return jnp.einsum("koi,ik...->ok...", weights, x, precision=jax.lax.Precision.HIGHEST)
 
 
 def patches(state, periodic: bool):
@@ -583,8 +671,13 @@ def circuit(params: dict, p, channels: int):
     x = p
     perception = _layer_weights(params, "perception")
     n_kernels = perception[0][0].shape[0]
+    learned = _learned_wires(params) or []
+    first_learned = len(perception) - len(learned)
     for i, (wire, (w, surrogate)) in enumerate(zip(params["wires"]["perception"], perception)):
-        if wire.ndim == 3:  # per-kernel pairs (2, K, out) of x (in, K, C, N)
+        if i >= first_learned:  # learned: each input a mixture of the layer's inputs
+            mix = learned[i - first_learned]  # (2, K, out, in)
+            a, b = _mixed_rows(x, mix[0]), _mixed_rows(x, mix[1])
+        elif wire.ndim == 3:  # per-kernel pairs (2, K, out) of x (in, K, C, N)
             a, b = _kernel_rows(x, wire[0]), _kernel_rows(x, wire[1])
         else:
             a, b = _rows(x, wire[0]), _rows(x, wire[1])
@@ -653,7 +746,8 @@ def packed_circuit(params: dict, p, channels: int):
     """Hard circuit on packed patches (9, C, words) -> packed new state (C, words)."""
     x = p
     n_kernels = params["logits"]["perception"][0].shape[0]
-    for i, (wire, logits) in enumerate(zip(params["wires"]["perception"], params["logits"]["perception"])):
+    wires = deployed_wires(params)
+    for i, (wire, logits) in enumerate(zip(wires["perception"], params["logits"]["perception"])):
         m = jnp.swapaxes(_masks(logits), 0, 1)[..., None, None, :]  # (out, K, 1, 1, 4)
         if wire.ndim == 3:  # per-kernel pairs (2, K, out) of x (in, K, C, words)
             a, b = _kernel_rows(x, wire[0]), _kernel_rows(x, wire[1])
@@ -665,7 +759,7 @@ def packed_circuit(params: dict, p, channels: int):
     s = x.shape[0]
     feats = jnp.transpose(x, (2, 0, 1, 3)).reshape(channels * s * n_kernels, -1)
     x = jnp.concatenate([p[4], feats], axis=0)
-    for wire, logits in zip(params["wires"]["update"], params["logits"]["update"]):
+    for wire, logits in zip(wires["update"], params["logits"]["update"]):
         m = _masks(logits)[:, None, :]
         a, b = _rows(x, wire[0]), _rows(x, wire[1])
         x = m[..., 0] ^ (a & (m[..., 1] ^ (b & m[..., 3]))) ^ (b & m[..., 2])
@@ -686,7 +780,7 @@ def export_netlist(params: dict, cfg: dict) -> dict[str, Any]:
     ops = hard_ops(params)
     layers = []
     for part in ("perception", "update"):
-        for wire, op in zip(params["wires"][part], ops[part]):
+        for wire, op in zip(deployed_wires(params)[part], ops[part]):
             layers.append(
                 {
                     "part": part,
