@@ -74,6 +74,8 @@ def run(
         if perception_from is not None:
             donor = training.init_params(exp, perception_from[j] + init_offset)
             params["wires"]["perception"] = donor["wires"]["perception"]
+            if "wire_logits" in donor:  # learned wiring: the donor's choices too
+                params["wire_logits"] = donor["wire_logits"]
         trainable, static = training.split_params(params)
         states.append(training.TrainState(trainable, optimizer.init(trainable), jnp.asarray(0, jnp.int32)))
         statics.append(jax.tree.map(jnp.asarray, static))

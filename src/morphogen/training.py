@@ -158,7 +158,7 @@ def make_train_step(exp: Experiment, static, tcfg: dict, optimizer, schedule_sta
             x0,
             k_roll,
             jax.random.fold_in(key, RELAX_STREAM),
-            state.step - schedule_start if schedule_start else state.step,
+            state.step - schedule_start,
         )
         metrics = {"soft_loss": loss, "grad_norm": optax.tree.norm(grads)}
         if task.metrics is not None:
