@@ -77,13 +77,20 @@ def run(
             if "wire_logits" in donor:  # learned wiring: the donor's choices too
                 params["wire_logits"] = donor["wire_logits"]
         trainable, static = training.split_params(params)
-        states.append(training.TrainState(trainable, optimizer.init(trainable), jnp.asarray(0, jnp.int32)))
+        states.append(
+            training.TrainState(
+                trainable,
+                optimizer.init(trainable),
+                jnp.asarray(0, jnp.int32),
+                clock=training.initial_clock(tcfg),
+            )
+        )
         statics.append(jax.tree.map(jnp.asarray, static))
     stack = lambda trees: jax.tree.map(lambda *xs: jnp.stack(xs), *trees)  # noqa: E731
     state, static = stack(states), stack(statics)
     jitted_step = training.make_train_step(exp, statics[0], tcfg, optimizer).unbound
     keys = jnp.stack([rng.stream(s + data_offset, "train") for s in seeds])
-    names = ["soft_loss", "hard_loss", "hard_accuracy", "skipped_update"]
+    names = ["soft_loss", "hard_loss", "hard_accuracy", "skipped_update", "schedule_held"]
 
     @jax.jit
     def run_chunk(state, static, first):

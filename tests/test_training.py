@@ -71,27 +71,40 @@ def _final_params(result):
     return jax.tree.leaves(training.final_params(result["state"], result["static"]))
 
 
+# A gate whose running loss mean the tiny run never gets under: its schedules are held for 12
+# steps from step 3 (checkpoints every 5 steps: the resumed run starts with the gate half-way).
+HOLDING_GATE = {"at": 3, "below": 1e-6, "max_wait": 12}
+
+
 @pytest.mark.parametrize(
-    "relaxation,skip_spikes,wiring",
+    "relaxation,skip_spikes,wiring,gate",
     [
-        ("softmax", None, "shared"),
-        ("gumbel_st", None, "shared"),
-        ("mixed_st", 1.5, "shared"),
-        ("mixed_st", None, "learned"),
+        ("softmax", None, "shared", None),
+        ("gumbel_st", None, "shared", None),
+        ("mixed_st", 1.5, "shared", None),
+        ("mixed_st", None, "learned", None),
+        ("mixed_st", None, "shared", HOLDING_GATE),
     ],
 )
 def test_resume_from_a_checkpoint_equals_an_uninterrupted_run(
-    tiny_experiment, tmp_path, relaxation, skip_spikes, wiring
+    tiny_experiment, tmp_path, relaxation, skip_spikes, wiring, gate
 ):
     """Also with a training method that draws noise every step (gumbel_st's Gumbel noise,
     mixed_st's choice of hard gates): the draws come from the step's key, not from state; with
-    the spike guard, whose running norm is optimizer state (a factor of 1.5 skips steps); and
-    with learned perception wiring (its wire logits are trained params, its choices drawn)."""
+    the spike guard, whose running norm is optimizer state (a factor of 1.5 skips steps); with
+    learned perception wiring (its wire logits are trained params, its choices drawn); and with
+    a schedule gate holding the hardening when the run is cut (its clock is state)."""
     tiny_experiment["model"].update(relaxation=relaxation, pass_through_logit=2.0, perception_wiring=wiring)
     tiny_experiment["training"]["optimizer"]["skip_spikes"] = skip_spikes
+    if relaxation == "mixed_st":
+        tiny_experiment["model"].update(hard_fraction=1.0, hard_fraction_start=3, hard_fraction_steps=10)
+    tiny_experiment["training"]["schedule_gate"] = gate
     full = _train(tiny_experiment, tmp_path, "full")
     if skip_spikes:
         assert 0 < np.sum(full["history"]["skipped_update"]) < len(full["history"]["skipped_update"])
+    if gate:
+        held = full["history"]["schedule_held"]
+        assert held[9] > 0 and held[-1] == gate["max_wait"], held
     # Interrupted: the same run stopped after 10 steps (two checkpoints), then resumed.
     short = {**tiny_experiment, "training": {**tiny_experiment["training"], "steps": 10}}
     part = training.train(
@@ -116,6 +129,42 @@ def test_resume_from_a_checkpoint_equals_an_uninterrupted_run(
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
     for k in full["history"]:
         np.testing.assert_array_equal(full["history"][k], resumed["history"][k])
+
+
+def _gated(cfg, below, max_wait=100):
+    cfg = {**cfg, "training": {**cfg["training"], "steps": 16}}
+    cfg["model"] = {**cfg["model"], "relaxation": "mixed_st", "pass_through_logit": 2.0, "hard_fraction": 1.0,
+                    "hard_fraction_start": 4, "hard_fraction_steps": 4}  # fmt: skip
+    if below is not None:
+        cfg["training"]["schedule_gate"] = {"at": 4, "below": below, "max_wait": max_wait}
+    return cfg
+
+
+def test_the_schedule_gate_holds_the_hardening_until_the_loss_is_low(tiny_experiment, tmp_path):
+    """A gate the loss passes at once changes nothing; one it never passes holds the hardening
+    for max_wait steps, the run training its mixture as if the hardening started that late."""
+    plain = _train(_gated(tiny_experiment, None), tmp_path, "plain")["history"]
+    open_ = _train(_gated(tiny_experiment, 1e9), tmp_path, "open")["history"]
+    assert not np.any(open_["schedule_held"])
+    for k in plain:
+        np.testing.assert_array_equal(plain[k], open_[k])
+    # Held for 6 steps at schedule step 4 (steps 4-9): the hardening starts at step 10.
+    held = _train(_gated(tiny_experiment, 1e-9, max_wait=6), tmp_path, "held")["history"]
+    np.testing.assert_array_equal(held["schedule_held"], [0] * 4 + list(range(1, 7)) + [6] * 6)
+    late = _gated(tiny_experiment, None)
+    late["model"]["hard_fraction_start"] = 10
+    late = _train(late, tmp_path, "late")["history"]
+    np.testing.assert_array_equal(held["soft_loss"], late["soft_loss"])
+    # the hardening changes the loss it trains on: the held run differs from the plain one there
+    np.testing.assert_array_equal(held["soft_loss"][:5], plain["soft_loss"][:5])
+    assert not np.array_equal(held["soft_loss"][5:], plain["soft_loss"][5:])
+
+
+def test_a_schedule_gate_outside_the_gradient_regime_is_refused():
+    with pytest.raises(
+        ValueError, match="training.schedule_gate is not available with training.regime online"
+    ):
+        training.schedule_gate({"regime": "online", "schedule_gate": HOLDING_GATE})
 
 
 KILL_SCRIPT = """

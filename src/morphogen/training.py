@@ -37,6 +37,9 @@ class TrainState(NamedTuple):
     # what a regime carries from one step to the next besides the params (the online regime:
     # the state of its one trajectory and the spike count); None for the others
     carry: Any = None
+    # the rollout regime's schedule gate (`training.schedule_gate`): the steps its training
+    # method's schedules have been held so far and the running mean of the loss; None without one
+    clock: Any = None
 
 
 # A step's training-method draws (the model's relax hook) come from fold_in(step key, this id),
@@ -121,12 +124,48 @@ def whole_set(exp: Experiment):
     return jnp.asarray(task.evaluation_states(None, 0))
 
 
+# `training.schedule_gate: {at, below, max_wait}` (rollout regime): the training method's
+# schedules (the model's relax hook: mixed_st's share of discrete gates, a temperature) stop at
+# their step `at` until the running mean of the training loss (decay `smoothing`, 0.9 by
+# default) is under `below`, for `max_wait` steps at most, then go on from there. A circuit is
+# hardened once its mixture has learnt the task, not at a fixed step whether it has or not.
+# The gate's state is the TrainState's clock, so a resumed run holds it as the uninterrupted one.
+
+
+def schedule_gate(tcfg: dict) -> dict | None:
+    """The run's schedule gate with its defaults filled in, or None."""
+    gate = tcfg.get("schedule_gate")
+    if not gate:
+        return None
+    regime = tcfg.get("regime", "gradient")
+    if regime != "gradient":
+        raise ValueError(f"training.schedule_gate is not available with training.regime {regime}")
+    return {"smoothing": 0.9, **gate}
+
+
+def initial_clock(tcfg: dict) -> dict | None:
+    """A run's (or a restarted attempt's) schedule clock: nothing held, no loss seen yet."""
+    if schedule_gate(tcfg) is None:
+        return None
+    return {"held": jnp.asarray(0, jnp.int32), "loss": jnp.asarray(jnp.nan, jnp.float32)}
+
+
+def _advance_clock(gate: dict, clock: dict, schedule_step, loss) -> dict:
+    """The clock after a step whose schedules ran at ``schedule_step`` on ``loss``: one more step
+    held if the schedules are at the gate and the running mean of the loss is still above it."""
+    a = gate["smoothing"]
+    mean = jnp.where(jnp.isnan(clock["loss"]), loss, a * clock["loss"] + (1 - a) * loss)
+    hold = (schedule_step == gate["at"]) & (mean > gate["below"]) & (clock["held"] < gate["max_wait"])
+    return {"held": clock["held"] + hold.astype(jnp.int32), "loss": mean.astype(jnp.float32)}
+
+
 def make_train_step(exp: Experiment, static, tcfg: dict, optimizer, schedule_start: int = 0) -> Callable:
     """``train_step(state, key[, static]) -> (state, metrics)`` of the rollout regime (jitted).
     The training method's schedules (the model's ``relax`` hook) count steps from
     ``schedule_start``: a restarted attempt's first step, so that each attempt runs them from
-    their start, as it does its optimizer's."""
+    their start, as it does its optimizer's; less the steps the schedule gate held them."""
     batch, n_steps = tcfg["batch"], tcfg["rollout_steps"]
+    gate = schedule_gate(tcfg)
     loss_steps = int(tcfg.get("loss_steps", 1))
     task, mcfg = exp.task, exp.model_cfg
     everything = whole_set(exp)
@@ -152,15 +191,20 @@ def make_train_step(exp: Experiment, static, tcfg: dict, optimizer, schedule_sta
     def jitted_step(state: TrainState, static, key):
         k_x, k_roll = jax.random.split(key)
         x0 = task.initial_states(k_x, batch)
+        schedule_step = state.step - schedule_start - (state.clock["held"] if gate else 0)
         (loss, final), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             state.params,
             static,
             x0,
             k_roll,
             jax.random.fold_in(key, RELAX_STREAM),
-            state.step - schedule_start,
+            schedule_step,
         )
         metrics = {"soft_loss": loss, "grad_norm": optax.tree.norm(grads)}
+        clock = state.clock
+        if gate:
+            clock = _advance_clock(gate, clock, schedule_step, loss)
+            metrics["schedule_held"] = clock["held"].astype(jnp.float32)
         if task.metrics is not None:
             metrics.update(task.metrics(final))
         if exp.hard_step is not None:
@@ -193,7 +237,7 @@ def make_train_step(exp: Experiment, static, tcfg: dict, optimizer, schedule_sta
             metrics["skipped_update"] = jnp.maximum(metrics["skipped_update"], opt_state.skipped)
         if exp.family.probe is not None:
             metrics.update(exp.family.probe(merge_params(params, static), mcfg))
-        return TrainState(params, opt_state, state.step + 1), metrics
+        return TrainState(params, opt_state, state.step + 1, clock=clock), metrics
 
     return _bind_static(jitted_step, static)
 
@@ -532,7 +576,9 @@ def train(
         carry = (
             initial_carry(exp, seed, tcfg) if online else initial_pool(exp, seed, tcfg) if pooled else None
         )
-        state = TrainState(trainable, optimizer.init(trainable), jnp.asarray(0, jnp.int32), carry)
+        state = TrainState(
+            trainable, optimizer.init(trainable), jnp.asarray(0, jnp.int32), carry, initial_clock(tcfg)
+        )
         if online:
             metric_names = ["loss", "grad_norm", "spikes"]
         elif pooled:
@@ -542,6 +588,8 @@ def train(
             if whole_set(exp) is not None:
                 metric_names += ["soft_accuracy_all", "hard_accuracy_all"]
             metric_names += ["grad_norm", "skipped_update"]
+            if schedule_gate(tcfg) is not None:
+                metric_names.append("schedule_held")
     metric_names += list(exp.task.metric_names)
     if exp.family.probe is not None:
         metric_names += list(
@@ -669,7 +717,9 @@ def train(
                 )
                 trainable, static = split_params(init_params(exp, seed, attempt))
                 optimizer = optimizer_for(total - done)
-                state = TrainState(trainable, optimizer.init(trainable), state.step)
+                state = TrainState(
+                    trainable, optimizer.init(trainable), state.step, clock=initial_clock(tcfg)
+                )
                 train_step = make_train_step(exp, static, tcfg, optimizer, attempt_start)
         if done % log_every == 0 or done == total:
             rate = (time.perf_counter() - t_loop) / max(1, done - start - 1) if done - start > 1 else 0.0
