@@ -28,6 +28,7 @@ import optax
 
 from morphogen import checkpoint, damage, models, provenance, rng, tasks, updates
 from morphogen.optimizers import SpikeGuardState, make_optimizer
+from morphogen.schedule_gate import advance_clock, initial_clock, schedule_gate
 
 
 class TrainState(NamedTuple):
@@ -124,41 +125,6 @@ def whole_set(exp: Experiment):
     return jnp.asarray(task.evaluation_states(None, 0))
 
 
-# `training.schedule_gate: {at, below, max_wait}` (rollout regime): the training method's
-# schedules (the model's relax hook: mixed_st's share of discrete gates, a temperature) stop at
-# their step `at` until the running mean of the training loss (decay `smoothing`, 0.9 by
-# default) is under `below`, for `max_wait` steps at most, then go on from there. A circuit is
-# hardened once its mixture has learnt the task, not at a fixed step whether it has or not.
-# The gate's state is the TrainState's clock, so a resumed run holds it as the uninterrupted one.
-
-
-def schedule_gate(tcfg: dict) -> dict | None:
-    """The run's schedule gate with its defaults filled in, or None."""
-    gate = tcfg.get("schedule_gate")
-    if not gate:
-        return None
-    regime = tcfg.get("regime", "gradient")
-    if regime != "gradient":
-        raise ValueError(f"training.schedule_gate is not available with training.regime {regime}")
-    return {"smoothing": 0.9, **gate}
-
-
-def initial_clock(tcfg: dict) -> dict | None:
-    """A run's (or a restarted attempt's) schedule clock: nothing held, no loss seen yet."""
-    if schedule_gate(tcfg) is None:
-        return None
-    return {"held": jnp.asarray(0, jnp.int32), "loss": jnp.asarray(jnp.nan, jnp.float32)}
-
-
-def _advance_clock(gate: dict, clock: dict, schedule_step, loss) -> dict:
-    """The clock after a step whose schedules ran at ``schedule_step`` on ``loss``: one more step
-    held if the schedules are at the gate and the running mean of the loss is still above it."""
-    a = gate["smoothing"]
-    mean = jnp.where(jnp.isnan(clock["loss"]), loss, a * clock["loss"] + (1 - a) * loss)
-    hold = (schedule_step == gate["at"]) & (mean > gate["below"]) & (clock["held"] < gate["max_wait"])
-    return {"held": clock["held"] + hold.astype(jnp.int32), "loss": mean.astype(jnp.float32)}
-
-
 def make_train_step(exp: Experiment, static, tcfg: dict, optimizer, schedule_start: int = 0) -> Callable:
     """``train_step(state, key[, static]) -> (state, metrics)`` of the rollout regime (jitted).
     The training method's schedules (the model's ``relax`` hook) count steps from
@@ -203,7 +169,7 @@ def make_train_step(exp: Experiment, static, tcfg: dict, optimizer, schedule_sta
         metrics = {"soft_loss": loss, "grad_norm": optax.tree.norm(grads)}
         clock = state.clock
         if gate:
-            clock = _advance_clock(gate, clock, schedule_step, loss)
+            clock = advance_clock(gate, clock, schedule_step, loss)
             metrics["schedule_held"] = clock["held"].astype(jnp.float32)
         if task.metrics is not None:
             metrics.update(task.metrics(final))
