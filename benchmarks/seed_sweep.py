@@ -30,7 +30,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from morphogen import methods, rng, training  # noqa: E402
-from morphogen.optimizers import make_optimizer  # noqa: E402
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -67,7 +66,7 @@ def run(
     total = int(tcfg["steps"])
     exp = training.build(exp_cfg)
     decay = int(tcfg["optimizer"].get("decay_steps", total))
-    optimizer = make_optimizer(tcfg["optimizer"], min(decay, total))
+    optimizer, rate = training.attempt_optimizer(tcfg, min(decay, total))
     states, statics = [], []
     for j, s in enumerate(seeds):
         params = training.init_params(exp, s + init_offset)
@@ -88,7 +87,7 @@ def run(
         statics.append(jax.tree.map(jnp.asarray, static))
     stack = lambda trees: jax.tree.map(lambda *xs: jnp.stack(xs), *trees)  # noqa: E731
     state, static = stack(states), stack(statics)
-    jitted_step = training.make_train_step(exp, statics[0], tcfg, optimizer).unbound
+    jitted_step = training.make_train_step(exp, statics[0], tcfg, optimizer, 0, rate).unbound
     keys = jnp.stack([rng.stream(s + data_offset, "train") for s in seeds])
     names = ["soft_loss", "hard_loss", "hard_accuracy", "skipped_update", "schedule_held"]
 

@@ -131,30 +131,39 @@ def test_resume_from_a_checkpoint_equals_an_uninterrupted_run(
         np.testing.assert_array_equal(full["history"][k], resumed["history"][k])
 
 
-def _gated(cfg, below, max_wait=100):
+def _gated(cfg, below, max_wait=100, hold_lr=True):
     cfg = {**cfg, "training": {**cfg["training"], "steps": 16}}
     cfg["model"] = {**cfg["model"], "relaxation": "mixed_st", "pass_through_logit": 2.0, "hard_fraction": 1.0,
                     "hard_fraction_start": 4, "hard_fraction_steps": 4}  # fmt: skip
+    # the learning rate falls tenfold at step 6
+    cfg["training"]["optimizer"] = {**cfg["training"]["optimizer"], "schedule": "piecewise", "decay_at": [6]}
     if below is not None:
-        cfg["training"]["schedule_gate"] = {"at": 4, "below": below, "max_wait": max_wait}
+        cfg["training"]["schedule_gate"] = {"at": 4, "below": below, "max_wait": max_wait, "hold_lr": hold_lr}
     return cfg
 
 
 def test_the_schedule_gate_holds_the_hardening_until_the_loss_is_low(tiny_experiment, tmp_path):
     """A gate the loss passes at once changes nothing; one it never passes holds the hardening
-    for max_wait steps, the run training its mixture as if the hardening started that late."""
+    and the learning rate's schedule for max_wait steps, the run training its mixture as if both
+    started that late."""
     plain = _train(_gated(tiny_experiment, None), tmp_path, "plain")["history"]
     open_ = _train(_gated(tiny_experiment, 1e9), tmp_path, "open")["history"]
     assert not np.any(open_["schedule_held"])
     for k in plain:
         np.testing.assert_array_equal(plain[k], open_[k])
-    # Held for 6 steps at schedule step 4 (steps 4-9): the hardening starts at step 10.
+    # Held for 6 steps at schedule step 4 (steps 4-9): the hardening starts at step 10 and the
+    # learning rate falls at step 12.
     held = _train(_gated(tiny_experiment, 1e-9, max_wait=6), tmp_path, "held")["history"]
     np.testing.assert_array_equal(held["schedule_held"], [0] * 4 + list(range(1, 7)) + [6] * 6)
     late = _gated(tiny_experiment, None)
     late["model"]["hard_fraction_start"] = 10
+    late["training"]["optimizer"]["decay_at"] = [12]
     late = _train(late, tmp_path, "late")["history"]
     np.testing.assert_array_equal(held["soft_loss"], late["soft_loss"])
+    # without hold_lr the learning rate falls at step 6 as in the plain run
+    unheld = _train(_gated(tiny_experiment, 1e-9, max_wait=6, hold_lr=False), tmp_path, "unheld")["history"]
+    np.testing.assert_array_equal(unheld["soft_loss"][:7], held["soft_loss"][:7])
+    assert not np.array_equal(unheld["soft_loss"][7:], held["soft_loss"][7:])
     # the hardening changes the loss it trains on: the held run differs from the plain one there
     np.testing.assert_array_equal(held["soft_loss"][:5], plain["soft_loss"][:5])
     assert not np.array_equal(held["soft_loss"][5:], plain["soft_loss"][5:])

@@ -50,30 +50,36 @@ def skip_spikes(
     return optax.GradientTransformation(init, update)
 
 
-def make_optimizer(ocfg: dict, total_steps: int) -> optax.GradientTransformation:
-    """Optional per-tensor gradient normalisation, clip (element-wise value) and/or clip_norm
-    (global norm), then AdamW, with a constant, cosine or piecewise-constant learning rate; with
-    ``skip_spikes: factor`` all of it guarded by :func:`skip_spikes`."""
+def learning_rate(ocfg: dict, total_steps: int):
+    """``training.optimizer``'s learning rate: a number, or a schedule (a function of the step)."""
     lr = ocfg["lr"]
     schedule = ocfg.get("schedule", "constant")
     if schedule == "constant":
-        lr_fn: Any = lr
-    elif schedule == "cosine":
+        return lr
+    if schedule == "cosine":
         warmup = int(ocfg.get("warmup_steps", 0))
-        lr_fn = optax.warmup_cosine_decay_schedule(
+        return optax.warmup_cosine_decay_schedule(
             init_value=lr if warmup == 0 else 0.0,
             peak_value=lr,
             warmup_steps=warmup,
             decay_steps=total_steps,
             end_value=lr * ocfg.get("final_lr_fraction", 0.1),
         )
-    elif schedule == "piecewise":  # the growing NCA's: lr, then x decay_factor at each decay_at
+    if schedule == "piecewise":  # the growing NCA's: lr, then x decay_factor at each decay_at
         factor = float(ocfg.get("decay_factor", 0.1))
-        lr_fn = optax.piecewise_constant_schedule(lr, {int(b): factor for b in ocfg.get("decay_at", [])})
-    else:
-        raise ValueError(
-            f"training.optimizer.schedule must be 'constant', 'cosine' or 'piecewise', got {schedule!r}"
-        )
+        return optax.piecewise_constant_schedule(lr, {int(b): factor for b in ocfg.get("decay_at", [])})
+    raise ValueError(
+        f"training.optimizer.schedule must be 'constant', 'cosine' or 'piecewise', got {schedule!r}"
+    )
+
+
+def make_optimizer(ocfg: dict, total_steps: int, rate_outside: bool = False) -> optax.GradientTransformation:
+    """Optional per-tensor gradient normalisation, clip (element-wise value) and/or clip_norm
+    (global norm), then AdamW, with a constant, cosine or piecewise-constant learning rate; with
+    ``skip_spikes: factor`` all of it guarded by :func:`skip_spikes`. With ``rate_outside`` the
+    AdamW step is taken at learning rate 1 and the caller multiplies the update by the learning
+    rate of a step count of its own (:func:`learning_rate`; the schedule gate's)."""
+    lr_fn: Any = 1.0 if rate_outside else learning_rate(ocfg, total_steps)
     parts = []
     if ocfg.get("normalize_gradients", False):
         # each gradient tensor divided by its norm (the growing NCA's reference)

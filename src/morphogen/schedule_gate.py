@@ -3,6 +3,8 @@ schedules (the model's relax hook: mixed_st's share of discrete gates, a tempera
 their step `at` until the running mean of the training loss (decay `smoothing`, 0.9 by
 default) is under `below`, for `max_wait` steps at most, then go on from there. A circuit is
 hardened once its mixture has learnt the task, not at a fixed step whether it has or not.
+With `hold_lr` (the default) the learning rate's schedule runs on the same clock: a held
+mixture goes on learning at the rate it had at `at`, not at a rate decaying towards its end.
 The gate's state is the TrainState's clock, so a resumed run holds it as the uninterrupted one.
 """
 
@@ -19,7 +21,7 @@ def schedule_gate(tcfg: dict) -> dict | None:
     regime = tcfg.get("regime", "gradient")
     if regime != "gradient":
         raise ValueError(f"training.schedule_gate is not available with training.regime {regime}")
-    return {"smoothing": 0.9, **gate}
+    return {"smoothing": 0.9, "hold_lr": True, **gate}
 
 
 def initial_clock(tcfg: dict) -> dict | None:

@@ -27,7 +27,7 @@ import numpy as np
 import optax
 
 from morphogen import checkpoint, damage, models, provenance, rng, tasks, updates
-from morphogen.optimizers import SpikeGuardState, make_optimizer
+from morphogen.optimizers import SpikeGuardState, learning_rate, make_optimizer
 from morphogen.schedule_gate import advance_clock, initial_clock, schedule_gate
 
 
@@ -125,11 +125,25 @@ def whole_set(exp: Experiment):
     return jnp.asarray(task.evaluation_states(None, 0))
 
 
-def make_train_step(exp: Experiment, static, tcfg: dict, optimizer, schedule_start: int = 0) -> Callable:
+def attempt_optimizer(tcfg: dict, steps: int) -> tuple[optax.GradientTransformation, Any]:
+    """An attempt's optimizer, its schedule ``steps`` long, and the learning rate that the train
+    step applies itself (None: the optimizer's own). A schedule gate that holds the learning
+    rate (``hold_lr``, the default) runs it on the gate's clock, as the method's schedules."""
+    gate = schedule_gate(tcfg)
+    ocfg = tcfg["optimizer"]
+    if gate is not None and gate["hold_lr"]:
+        return make_optimizer(ocfg, steps, rate_outside=True), learning_rate(ocfg, steps)
+    return make_optimizer(ocfg, steps), None
+
+
+def make_train_step(
+    exp: Experiment, static, tcfg: dict, optimizer, schedule_start: int = 0, rate: Any = None
+) -> Callable:
     """``train_step(state, key[, static]) -> (state, metrics)`` of the rollout regime (jitted).
     The training method's schedules (the model's ``relax`` hook) count steps from
     ``schedule_start``: a restarted attempt's first step, so that each attempt runs them from
-    their start, as it does its optimizer's; less the steps the schedule gate held them."""
+    their start, as it does its optimizer's; less the steps the schedule gate held them. A
+    ``rate`` (:func:`attempt_optimizer`'s) is the learning rate on the same count."""
     batch, n_steps = tcfg["batch"], tcfg["rollout_steps"]
     gate = schedule_gate(tcfg)
     loss_steps = int(tcfg.get("loss_steps", 1))
@@ -190,6 +204,9 @@ def make_train_step(exp: Experiment, static, tcfg: dict, optimizer, schedule_sta
                 metrics["soft_accuracy_all"] = jnp.mean(task.accuracy(soft, everything))
                 metrics["hard_accuracy_all"] = jnp.mean(task.accuracy(hard, everything))
         upd, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        if rate is not None:
+            lr = rate(schedule_step) if callable(rate) else rate
+            upd = jax.tree.map(lambda u: u * lr, upd)
         params = optax.apply_updates(state.params, upd)
         # A gradient that overflowed (inf or NaN: backpropagation through a long rollout of a
         # nearly discrete circuit can grow without bound) is not applied: the step is skipped
@@ -534,11 +551,11 @@ def train(
         trainable, static = split_params(init_params(exp, seed))
         decay = int(tcfg["optimizer"].get("decay_steps", total))
 
-        def optimizer_for(steps_left: int) -> optax.GradientTransformation:
-            """An attempt's optimizer: a schedule `decay_steps` long, cut to the steps left."""
-            return make_optimizer(tcfg["optimizer"], min(decay, steps_left))
+        def optimizer_for(steps_left: int) -> tuple[optax.GradientTransformation, Any]:
+            """An attempt's optimizer and rate: a schedule `decay_steps` long, cut to the steps left."""
+            return attempt_optimizer(tcfg, min(decay, steps_left))
 
-        optimizer = optimizer_for(total)
+        optimizer, rate = optimizer_for(total)
         carry = (
             initial_carry(exp, seed, tcfg) if online else initial_pool(exp, seed, tcfg) if pooled else None
         )
@@ -610,7 +627,7 @@ def train(
             _, static = split_params(init_params(exp, seed, attempt))
             earlier = np.flatnonzero(history["attempt"][:start] == attempt)
             attempt_start = int(earlier[0]) if len(earlier) else start
-            optimizer = optimizer_for(total - attempt_start)
+            optimizer, rate = optimizer_for(total - attempt_start)
     reached = restart_after and bool(np.any(history[goal["metric"]][attempt_start:start] >= goal["at_least"]))
     best_score = float(np.max(history[keep][:start])) if keep and start else -math.inf
 
@@ -621,7 +638,7 @@ def train(
     elif pooled:
         train_step = make_pool_step(exp, static, tcfg, optimizer)
     else:
-        train_step = make_train_step(exp, static, tcfg, optimizer, attempt_start)
+        train_step = make_train_step(exp, static, tcfg, optimizer, attempt_start, rate)
     key_train = rng.stream(seed, "train")
     every = int(tcfg.get("checkpoint_every", max(1, total // 10)))
     log_every = int(tcfg.get("log_every", max(1, total // 50)))
@@ -682,16 +699,16 @@ def train(
                     f"(attempt {attempt + 1})"
                 )
                 trainable, static = split_params(init_params(exp, seed, attempt))
-                optimizer = optimizer_for(total - done)
+                optimizer, rate = optimizer_for(total - done)
                 state = TrainState(
                     trainable, optimizer.init(trainable), state.step, clock=initial_clock(tcfg)
                 )
-                train_step = make_train_step(exp, static, tcfg, optimizer, attempt_start)
+                train_step = make_train_step(exp, static, tcfg, optimizer, attempt_start, rate)
         if done % log_every == 0 or done == total:
-            rate = (time.perf_counter() - t_loop) / max(1, done - start - 1) if done - start > 1 else 0.0
-            eta = rate * (total - done)
+            pace = (time.perf_counter() - t_loop) / max(1, done - start - 1) if done - start > 1 else 0.0
+            eta = pace * (total - done)
             msg = " ".join(f"{k} {v:.4g}" for k, v in metrics.items() if "@" not in k)
-            log(f"[{experiment} seed {seed}] step {done}/{total} {msg} ({rate:.3f} s/step, eta {eta:.0f} s)")
+            log(f"[{experiment} seed {seed}] step {done}/{total} {msg} ({pace:.3f} s/step, eta {eta:.0f} s)")
         if done % every == 0 and done < total:
             meta = {**prov, "step": done, **({"attempt": attempt} if attempt else {})}
             checkpoint.save(run_dir / f"step_{done:07d}", progress_tree(state, history, kept, trace), meta)
