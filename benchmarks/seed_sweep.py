@@ -65,8 +65,7 @@ def run(
     tcfg = exp_cfg["training"]
     total = int(tcfg["steps"])
     exp = training.build(exp_cfg)
-    decay = int(tcfg["optimizer"].get("decay_steps", total))
-    optimizer, rate = training.attempt_optimizer(tcfg, min(decay, total))
+    optimizer, rate = training.attempt_optimizer(tcfg, total)
     states, statics = [], []
     for j, s in enumerate(seeds):
         params = training.init_params(exp, s + init_offset)

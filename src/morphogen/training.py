@@ -125,12 +125,14 @@ def whole_set(exp: Experiment):
     return jnp.asarray(task.evaluation_states(None, 0))
 
 
-def attempt_optimizer(tcfg: dict, steps: int) -> tuple[optax.GradientTransformation, Any]:
-    """An attempt's optimizer, its schedule ``steps`` long, and the learning rate that the train
-    step applies itself (None: the optimizer's own). A schedule gate that holds the learning
-    rate (``hold_lr``, the default) runs it on the gate's clock, as the method's schedules."""
+def attempt_optimizer(tcfg: dict, steps_left: int) -> tuple[optax.GradientTransformation, Any]:
+    """An attempt's optimizer, its schedule `decay_steps` long cut to the ``steps_left``, and the
+    learning rate that the train step applies itself (None: the optimizer's own). A schedule
+    gate that holds the learning rate (``hold_lr``, the default) runs it on the gate's clock, as
+    the method's schedules."""
     gate = schedule_gate(tcfg)
     ocfg = tcfg["optimizer"]
+    steps = min(int(ocfg.get("decay_steps", steps_left)), steps_left)
     if gate is not None and gate["hold_lr"]:
         return make_optimizer(ocfg, steps, rate_outside=True), learning_rate(ocfg, steps)
     return make_optimizer(ocfg, steps), None
@@ -549,13 +551,7 @@ def train(
         metric_names = ["fitness_best", "fitness_mean"]
     else:
         trainable, static = split_params(init_params(exp, seed))
-        decay = int(tcfg["optimizer"].get("decay_steps", total))
-
-        def optimizer_for(steps_left: int) -> tuple[optax.GradientTransformation, Any]:
-            """An attempt's optimizer and rate: a schedule `decay_steps` long, cut to the steps left."""
-            return attempt_optimizer(tcfg, min(decay, steps_left))
-
-        optimizer, rate = optimizer_for(total)
+        optimizer, rate = attempt_optimizer(tcfg, total)
         carry = (
             initial_carry(exp, seed, tcfg) if online else initial_pool(exp, seed, tcfg) if pooled else None
         )
@@ -627,7 +623,7 @@ def train(
             _, static = split_params(init_params(exp, seed, attempt))
             earlier = np.flatnonzero(history["attempt"][:start] == attempt)
             attempt_start = int(earlier[0]) if len(earlier) else start
-            optimizer, rate = optimizer_for(total - attempt_start)
+            optimizer, rate = attempt_optimizer(tcfg, total - attempt_start)
     reached = restart_after and bool(np.any(history[goal["metric"]][attempt_start:start] >= goal["at_least"]))
     best_score = float(np.max(history[keep][:start])) if keep and start else -math.inf
 
@@ -699,7 +695,7 @@ def train(
                     f"(attempt {attempt + 1})"
                 )
                 trainable, static = split_params(init_params(exp, seed, attempt))
-                optimizer, rate = optimizer_for(total - done)
+                optimizer, rate = attempt_optimizer(tcfg, total - done)
                 state = TrainState(
                     trainable, optimizer.init(trainable), state.step, clock=initial_clock(tcfg)
                 )
