@@ -29,7 +29,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from morphogen import methods, rng, training  # noqa: E402
+from morphogen import methods, rng, tables, training  # noqa: E402
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -154,6 +154,7 @@ def summarise(hist: dict, seeds: list[int], patience: int, probe: int = 400) -> 
                 f"acc_{probe}": float(a[at]),
                 f"soft_{probe}": float(hist["soft_loss"][at, j]),
                 "skipped": int(np.nansum(hist["skipped_update"][:, j])),
+                "failure": tables.failure_kind(a, hist["soft_loss"][:, j]) or None,
             }
         )
     return out
@@ -204,8 +205,10 @@ def main() -> None:
     n_stop = sum(r["stop"] is not None for r in rows)
     n_exact = sum(r["first_exact"] is not None for r in rows)
     n_end = sum(r["end_acc"] >= 1 for r in rows)
+    kinds = [r["failure"] for r in rows]
     print(
         f"SUMMARY {a.name}: stopped exact {n_stop}/{len(seeds)}, ever exact {n_exact}, exact at end {n_end}; "
+        f"never exact: {kinds.count('gap')} gap, {kinds.count('unlearnt')} unlearnt; "
         f"{res['seconds']:.0f} s ({res['first_chunk_seconds']:.0f} s first chunk)",
         flush=True,
     )

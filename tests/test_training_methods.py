@@ -235,8 +235,8 @@ def test_every_training_method_names_the_optimizer_and_init_keys_any_method_chan
     from conftest import ROOT
 
     methods = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["training_methods"]
-    # a schedule gate is one setting: null, or its keys
-    whole = ("training.schedule_gate",)
+    # a schedule gate is one setting: null, or its keys; so is polishing
+    whole = ("training.schedule_gate", "training.polish")
     shared = {
         name: {
             next((w for w in whole if k.startswith(w + ".")), k)
@@ -300,3 +300,105 @@ def test_state_noise_perturbs_training_rollouts_only():
         np.testing.assert_allclose(np.asarray(w), np.asarray(jax.nn.softmax(z, axis=-1)), rtol=1e-6)
     evaluated = jax.jit(lambda p: dl.step(p, STATE, jax.random.key(1), cfg))(PARAMS)
     np.testing.assert_array_equal(np.asarray(evaluated), plain)
+
+
+def test_the_study_table_says_why_a_seed_failed(tmp_path):
+    """A run never exact is a gap failure when its relaxed circuit had learnt the task (a
+    training loss under one cell's error at some step) and unlearnt otherwise; the summary
+    counts both among the failed seeds."""
+    import pandas as pd
+
+    from morphogen import tables
+
+    runs = {  # seed: (hard_accuracy, soft_loss) per logged step
+        0: ([0.5, 0.9, 1.0], [128.0, 20.0, 0.0]),  # exact at the last step
+        1: ([0.5, 0.8, 0.97], [128.0, 0.3, 6.0]),  # learnt at step 2, hard circuit 97%
+        2: ([0.5, 0.6, 0.7], [128.0, 60.0, 55.0]),  # a mixture that never learnt
+    }
+    paths = []
+    for seed, (acc, soft) in runs.items():
+        d = tmp_path / "checkerboard_sync.m" / f"seed{seed}"
+        d.mkdir(parents=True)
+        pd.DataFrame(
+            {
+                "step": [1, 2, 3],
+                "hard_accuracy": acc,
+                "soft_loss": soft,
+                "hard_loss": [1.0, 1.0, 0.0 if seed == 0 else 8.0],
+            }
+        ).to_csv(d / "train.csv", index=False)
+        paths.append(str(d / "train.csv"))
+    # seed 1's circuit was made exact by training.polish (the study table reads its report)
+    polished = {("checkerboard_sync.m", 1): {"polish_changes": 2, "polished_exact": True}}
+    table = tables.training_method_runs(paths, polished, {"checkerboard_sync.m": 3})
+    assert table.failure.tolist() == ["", "gap", "unlearnt"]
+    assert table.best_soft_loss.tolist() == [0.0, 0.3, 55.0]
+    assert table.exact_after_polish.tolist() == [True, True, False]
+    summary = tables.training_methods_summary(table).iloc[0]
+    counts = ("reached_exact", "exact_after_polish", "failed_seeds", "failed_gap", "failed_unlearnt")
+    assert tuple(summary[k] for k in counts) == (1, 2, "1 2", 1, 1)
+
+
+def _rollout_objective(target, cfg=TINY_MODEL, steps=3):
+    """objective(params, hard): squared distance of a 3-step rollout from STATE to ``target``."""
+
+    def objective(p, hard):
+        x = STATE
+        for _ in range(steps):
+            x = (dl.hard_step if hard else dl.step)(p, x, None, cfg)
+        return jnp.sum((x - target) ** 2)
+
+    return objective
+
+
+def test_polish_repairs_a_circuit_one_gate_short():
+    """A circuit with one gate switched away from a reference circuit: polishing (gradient-ranked
+    switches, evaluated exactly) finds switches that make its hard rollout the reference's
+    again, touches no other gate, and makes the same switches when run again."""
+    reference = _with_ops(PARAMS, dl.hard_ops(PARAMS))
+    x = STATE
+    for _ in range(3):
+        x = dl.hard_step(reference, x, None, TINY_MODEL)
+    target = x
+    objective = _rollout_objective(target)
+    ops = dl.hard_ops(PARAMS)
+    # the first gate of the first update layer whose switch (to AND, or to OR if it is AND)
+    # changes the rollout
+    broken = None
+    for g in range(ops["update"][0].shape[0]):
+        new = 1 if int(ops["update"][0][g]) != 1 else 7
+        trial = jax.tree.map(lambda o: o, ops)
+        trial["update"] = list(trial["update"])
+        trial["update"][0] = trial["update"][0].at[g].set(new)
+        candidate = _with_ops(PARAMS, trial)
+        if float(objective(candidate, True)) > 0:
+            broken = candidate
+            break
+    assert broken is not None
+    before = float(objective(broken, True))
+    cfg = {"candidates": 64, "max_changes": 5, "chunk": 32}
+    repaired, report = dl.polish(broken, objective, cfg, log=lambda m: None)
+    assert report["objective_before"] == before > 0
+    assert report["objective_after"] == 0.0 == float(objective(dl.harden(repaired), True))
+    assert 1 <= report["changes"] <= 5
+    # only the switched gates' logits change, and the rest of the params are the same objects
+    changed = sum(
+        int(np.sum(np.any(np.asarray(a) != np.asarray(b), axis=-1)))
+        for a, b in zip(jax.tree.leaves(broken["logits"]), jax.tree.leaves(repaired["logits"]))
+    )
+    assert changed == report["changes"] and repaired["wires"] is broken["wires"]
+    again, _ = dl.polish(broken, objective, cfg, log=lambda m: None)
+    for a, b in zip(jax.tree.leaves(again["logits"]), jax.tree.leaves(repaired["logits"])):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    # an exact circuit is left as it is
+    same, none = dl.polish(reference, objective, cfg, log=lambda m: None)
+    assert none["changes"] == 0 and none["objective_after"] == 0.0
+
+
+def test_polish_is_for_circuits_trained_by_gradient(tiny_experiment):
+    cfg = tiny_experiment
+    cfg["training"].update(regime="evolution", population=4, elites=1, mutation=0.1, polish={"states": 2})
+    with pytest.raises(
+        ValueError, match="training.polish needs .* not family 'difflogic' with regime 'evolution'"
+    ):
+        training.train(cfg, 0, experiment="e", preset="unit", progress_dir="/nonexistent", log=lambda m: None)

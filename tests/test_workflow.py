@@ -366,6 +366,11 @@ def test_test_preset_builds_the_training_method_study(test_preset_run):
     # the hard forward pass of hard_st is the deployed circuit: no gap
     assert (runs[runs.method == "hard_st"].mean_abs_gap < 1e-3).all()
     assert (runs[runs.method == "softmax"].mean_abs_gap > 0.1).all()
+    # the polished method repaired its best circuit one switch at a time (nothing is exact after
+    # 12 steps: it switched at least one gate), and the table says why the others failed
+    polished = runs[runs.method == "mixed_st_gated_polished"].iloc[0]
+    assert 1 <= polished.polish_changes <= 20
+    assert set(runs.failure.fillna("")) <= {"", "gap", "unlearnt"} and "exact_after_polish" in summary
     timing = pd.read_csv(res / "tables" / "training_methods_timing.csv")
     assert (timing.seconds_per_step_median > 0).all()
     # the study's runs are trained like any other (one attempt each) and only the study reads them

@@ -8,7 +8,7 @@ from morphogen.workflow import start  # noqa: E402
 
 start(snakemake)  # noqa: F821
 
-from morphogen import tables, training  # noqa: E402
+from morphogen import checkpoint, tables, training  # noqa: E402
 
 sm = snakemake  # noqa: F821
 models = {}
@@ -18,6 +18,11 @@ for path in sm.input.checkpoints:
     exp = training.build(cfg)
     params = training.load_checked_params(exp, path, seed, cfg)
     models[(name, seed)] = exp.family.summary(params, exp.model_cfg)
+    polished = checkpoint.read_metadata(path).get("polish")  # training.polish's report
+    if polished:
+        models[(name, seed)].update(
+            polish_changes=polished["changes"], polished_exact=polished["objective_after"] == 0.0
+        )
 budgets = {name: cfg["training"]["steps"] for name, cfg in sm.params.experiments.items()}
 runs = tables.training_method_runs(sm.input.histories, models, budgets)
 summary = tables.training_methods_summary(runs)

@@ -16,6 +16,7 @@ STREAMS = {
     "damage": 5,  # damage trials (fold_in the trial number)
     "es": 6,  # evolution strategy perturbations
     "trajectory": 7,  # the online regime's one trajectory (its start states)
+    "polish": 8,  # the start states (and async masks) a trained circuit is polished on
 }
 
 

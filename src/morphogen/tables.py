@@ -342,10 +342,26 @@ def split_study_name(name: str) -> tuple[str, str]:
     return experiment, method
 
 
+LEARNT_BELOW = 1.0  # a training loss under one cell's squared error: the relaxed circuit has learnt
+
+
+def failure_kind(hard_accuracy, soft_loss, learnt_below: float = LEARNT_BELOW) -> str:
+    """Why a run's hard circuit was never exact: ``""`` (it was, at some step), ``"gap"`` (the
+    circuit it trained, the relaxed one, reached a loss under ``learnt_below`` at some step:
+    it had learnt the task and its hard circuit did not follow) or ``"unlearnt"`` (it never
+    did). The two call for different remedies: hardening for the first, a start or wiring
+    that learns for the second."""
+    if np.any(np.asarray(hard_accuracy) >= 1.0):
+        return ""
+    soft = np.asarray(soft_loss, np.float64)
+    return "gap" if np.any(soft[np.isfinite(soft)] < learnt_below) else "unlearnt"
+
+
 def training_method_runs(histories, models: dict, budgets: dict) -> pd.DataFrame:
-    """One row per study run: did its hard circuit become exact within the budget, when, the
-    soft/hard gap and active gates (``models[(name, seed)]``: the family's summary).
-    ``budgets[name]``: the run's step budget. Deterministic (wall times: :func:`training_methods_timing`)."""
+    """One row per study run: did its hard circuit become exact within the budget, when, why
+    not (:func:`failure_kind`), the soft/hard gap and active gates (``models[(name, seed)]``:
+    the family's summary). ``budgets[name]``: the run's step budget. Deterministic (wall
+    times: :func:`training_methods_timing`)."""
     rows = []
     for path in histories:
         name, seed = run_id(path)
@@ -364,8 +380,10 @@ def training_method_runs(histories, models: dict, budgets: dict) -> pd.DataFrame
                 "reached_exact": bool(len(hit)),
                 "first_exact_step": int(h["step"].iloc[hit[0]]) if len(hit) else -1,
                 "ended_exact": bool(float(h["hard_loss"].iloc[-1]) == 0.0),
+                "failure": failure_kind(acc, h["soft_loss"].to_numpy()),
                 "final_hard_accuracy": float(acc[-1]),
                 "best_hard_accuracy": float(acc.max()),
+                "best_soft_loss": float(h["soft_loss"].min()),
                 "final_soft_loss": float(h["soft_loss"].iloc[-1]),
                 "final_hard_loss": float(h["hard_loss"].iloc[-1]),
                 "final_gap": float(gap[-1]),
@@ -375,8 +393,11 @@ def training_method_runs(histories, models: dict, budgets: dict) -> pd.DataFrame
                 **{
                     k: v
                     for k, v in models.get((name, seed), {}).items()
-                    if k in ("gates_total", "gates_active")
+                    if k in ("gates_total", "gates_active", "polish_changes")
                 },
+                # exact after training, or made exact by training.polish (on its start states)
+                "exact_after_polish": bool(len(hit))
+                or bool(models.get((name, seed), {}).get("polished_exact")),
             }
         )
     df = pd.DataFrame(rows)
@@ -386,7 +407,7 @@ def training_method_runs(histories, models: dict, budgets: dict) -> pd.DataFrame
 def training_methods_summary(runs: pd.DataFrame) -> pd.DataFrame:
     """Per (experiment, method): how many seeds reached an exact hard rollout (and ended on one),
     steps to the first (median, quartiles, range over the seeds that reached one), the gap and
-    the active gates (medians over seeds)."""
+    the active gates (medians over seeds), and the seeds that failed, by kind."""
     rows = []
     for (experiment, method), g in runs.groupby(["experiment", "method"], sort=True):
         first = g.loc[g.reached_exact, "first_exact_step"].to_numpy()
@@ -400,6 +421,7 @@ def training_methods_summary(runs: pd.DataFrame) -> pd.DataFrame:
                 "reached_exact": int(g.reached_exact.sum()),
                 "reached_exact_fraction": float(g.reached_exact.mean()),
                 "ended_exact": int(g.ended_exact.sum()),
+                "exact_after_polish": int(g.exact_after_polish.sum()),
                 "first_exact_median": float(q[1]),
                 "first_exact_q25": float(q[0]),
                 "first_exact_q75": float(q[2]),
@@ -412,6 +434,9 @@ def training_methods_summary(runs: pd.DataFrame) -> pd.DataFrame:
                 "gates_active_median": float(g.gates_active.median()) if "gates_active" in g else np.nan,
                 "gates_total": int(g.gates_total.max()) if "gates_total" in g else -1,
                 "failed_seeds": " ".join(str(s) for s in g.loc[~g.reached_exact, "seed"]),
+                # of those, the ones whose relaxed circuit had learnt (the gap) and the others
+                "failed_gap": int((g.failure == "gap").sum()),
+                "failed_unlearnt": int((g.failure == "unlearnt").sum()),
             }
         )
     return pd.DataFrame(rows)

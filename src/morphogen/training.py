@@ -13,6 +13,7 @@ a checkpoint holds, so a resumed run is bit-identical to an uninterrupted one.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import shutil
 import sys
@@ -138,6 +139,45 @@ def attempt_optimizer(tcfg: dict, steps_left: int) -> tuple[optax.GradientTransf
     return make_optimizer(ocfg, steps), None
 
 
+def rollout_objective(exp: Experiment, tcfg: dict) -> Callable:
+    """``objective(step, params, x0, key) -> (loss, final state)``: the training loss of one
+    rollout of ``training.rollout_steps`` steps of ``step`` (the model's, or its hard circuit's)."""
+    n_steps, loss_steps = tcfg["rollout_steps"], int(tcfg.get("loss_steps", 1))
+    task, mcfg = exp.task, exp.model_cfg
+
+    def objective(step, params, x0, key):
+        if loss_steps == 1:  # the reference: the final state only
+            final = updates.rollout(step, params, x0, key, mcfg, n_steps, remat=True)
+            return task.loss(final, x0), final
+        # Mean of the task loss over the last `loss_steps` states: rewards a pattern that forms
+        # early and stays, and gives the gradient shorter paths through time.
+        _, traj = updates.rollout(step, params, x0, key, mcfg, n_steps, trajectory=True, remat=True)
+        return jnp.mean(jax.vmap(lambda f: task.loss(f, x0))(traj[-loss_steps:])), traj[-1]
+
+    return objective
+
+
+def polish(exp: Experiment, params, tcfg: dict, seed: int, log: Callable[[str], None]) -> tuple[Any, dict]:
+    """The model family's discrete repair of the trained params (``training.polish``: its
+    settings), scored by the training objective on ``states`` start states (and async masks)
+    drawn once from the seed's ``polish`` stream. Returns the params and a report (objective
+    before and after, switches made, seconds, hard accuracy on those starts after)."""
+    pcfg = dict(tcfg["polish"])
+    k_x, k_roll = jax.random.split(rng.stream(seed, "polish"))
+    x0 = exp.task.initial_states(k_x, int(pcfg.get("states", 8)))
+    run = rollout_objective(exp, tcfg)
+
+    def objective(p, hard: bool):
+        return run(exp.hard_step if hard else exp.step, p, x0, k_roll)[0]
+
+    params, report = exp.family.polish(params, objective, pcfg, log)
+    hard = updates.rollout(
+        exp.hard_step, exp.family.harden(params), x0, k_roll, exp.model_cfg, tcfg["rollout_steps"]
+    )
+    report["hard_accuracy"] = float(jnp.mean(exp.task.accuracy(hard, x0)))
+    return params, report
+
+
 def make_train_step(
     exp: Experiment, static, tcfg: dict, optimizer, schedule_start: int = 0, rate: Any = None
 ) -> Callable:
@@ -148,19 +188,9 @@ def make_train_step(
     ``rate`` (:func:`attempt_optimizer`'s) is the learning rate on the same count."""
     batch, n_steps = tcfg["batch"], tcfg["rollout_steps"]
     gate = schedule_gate(tcfg)
-    loss_steps = int(tcfg.get("loss_steps", 1))
     task, mcfg = exp.task, exp.model_cfg
     everything = whole_set(exp)
-
-    def objective(step, params, x0, key):
-        """The training loss of one rollout, and its final state."""
-        if loss_steps == 1:  # the reference: the final state only
-            final = updates.rollout(step, params, x0, key, mcfg, n_steps, remat=True)
-            return task.loss(final, x0), final
-        # Mean of the task loss over the last `loss_steps` states: rewards a pattern that forms
-        # early and stays, and gives the gradient shorter paths through time.
-        _, traj = updates.rollout(step, params, x0, key, mcfg, n_steps, trajectory=True, remat=True)
-        return jnp.mean(jax.vmap(lambda f: task.loss(f, x0))(traj[-loss_steps:])), traj[-1]
+    objective = rollout_objective(exp, tcfg)
 
     def loss_fn(trainable, static, x0, key, k_relax, step_number):
         # the params in the model's training method (e.g. noise on discrete choices), once per step
@@ -594,6 +624,12 @@ def train(
     # highest on that train.csv column (the first such step), not the last one. The kept params
     # travel in the checkpoints; their step, score and attempt are the history's.
     keep = None if evolution else tcfg.get("keep_best")
+    polishing = bool(tcfg.get("polish"))
+    if polishing and (exp.family.polish is None or evolution or online or pooled):
+        raise ValueError(
+            "training.polish needs a model family that can repair its trained circuit (DiffLogic) "
+            f"and the rollout regime, not family {exp_cfg['family']!r} with regime {regime!r}"
+        )
     if keep is not None and keep not in metric_names:
         raise ValueError(f"training.keep_best names {keep!r}, not a metric of this run: {metric_names}")
     kept = state.params if keep else None
@@ -736,6 +772,11 @@ def train(
         params = merge_params(jax.tree.map(jnp.asarray, kept), kept_static)
         metadata["kept_step"] = k
         log(f"[{experiment} seed {seed}] kept the params of step {k}: {keep} {best['score']:.4g}")
+    if polishing:
+        params, metadata["polish"] = polish(
+            exp, params, tcfg, seed, lambda m: log(f"[{experiment} seed {seed}] {m}")
+        )
+        log(f"[{experiment} seed {seed}] polished: {json.dumps(metadata['polish'])}")
     return {
         "state": state,
         "static": static,

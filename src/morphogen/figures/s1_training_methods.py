@@ -150,10 +150,13 @@ def build(runs: pd.DataFrame, summary: pd.DataFrame, histories: list):
             "method": summary.method,
             "exact within budget": [f"{r.reached_exact}/{r.seeds}" for r in summary.itertuples()],
             "ended exact": [f"{r.ended_exact}/{r.seeds}" for r in summary.itertuples()],
+            "exact after polish": [f"{r.exact_after_polish}/{r.seeds}" for r in summary.itertuples()],
             "first exact step: median (quartiles; range)": [_steps(r) for r in summary.itertuples()],
             "gap at the end (median)": [f"{v:.3g}" for v in summary.final_gap_median],
             "active gates (median)": [f"{v:.0f}" for v in summary.gates_active_median],
             "seeds never exact": [s if isinstance(s, str) else "" for s in summary.failed_seeds],  # NaN: none
+            # why: the relaxed circuit had learnt and its hard circuit did not follow (gap), or not
+            "of them: gap, unlearnt": [f"{r.failed_gap}, {r.failed_unlearnt}" for r in summary.itertuples()],
         }
     )
     numbers = io.StringIO()
