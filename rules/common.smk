@@ -349,7 +349,7 @@ _check_models()
 def study_experiments():
     """The training-method study's runs as experiments of their own, named
     ``<experiment>.<method>``: the preset's experiment with the method's overrides, the study's
-    seeds and one attempt (no restarts). Each is checked like a configured experiment."""
+    seeds and one attempt (no restarts) as long as one of the experiment's attempts. Each is checked like a configured experiment."""
     import copy
 
     study = config.get("study")
@@ -373,8 +373,8 @@ def study_experiments():
                 )
             except ValueError as e:
                 raise WorkflowError(str(e)) from None
+            exp = method_lib.one_attempt(exp)
             exp["seeds"] = list(study["seeds"])
-            exp["training"]["restart_after"] = 0
             _check_with_method(exp, method, base, _AS_CONFIGURED[base])
             out[f"{base}.{method}"] = exp
     if not out:

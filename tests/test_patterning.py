@@ -179,7 +179,7 @@ def _kept(steps=12):
 def test_backprop_keeps_the_params_of_its_best_step_and_resumes_bit_identical(tmp_path):
     full = _train(_kept(), tmp_path, "full")
     u = full["history"]["utility"]
-    k = int(np.argmax(u))  # the first step with the highest training utility
+    k = training.latest_argmax(u)  # the latest step with the highest training utility
     assert full["metadata"]["kept_step"] == k and float(full["kept"]["score"]) == float(u[k])
     # the kept params are those step k started from: the params after k steps of the same run
     if k == 0:
@@ -206,6 +206,12 @@ def test_backprop_keeps_the_params_of_its_best_step_and_resumes_bit_identical(tm
         np.testing.assert_array_equal(full["history"][name], resumed["history"][name])
 
 
+def test_of_steps_that_tie_on_the_kept_metric_the_latest_is_kept():
+    # a run exact at step 1 by one lucky draw, then for a streak that stops it: the streak's end
+    assert training.latest_argmax(np.array([0.5, 1.0, 0.9, 1.0, 1.0, 1.0], np.float32)) == 5
+    assert training.latest_argmax(np.array([0.2, 0.7, 0.3], np.float32)) == 1
+
+
 def test_an_attempt_that_misses_its_goal_restarts_and_the_best_step_of_all_attempts_is_kept(tmp_path):
     cfg = _kept()
     cfg["training"].update(restart_after=4, restart_goal={"metric": "utility", "at_least": 2.0})  # > 1 bit
@@ -213,7 +219,7 @@ def test_an_attempt_that_misses_its_goal_restarts_and_the_best_step_of_all_attem
     h = r["history"]
     np.testing.assert_array_equal(h["attempt"], np.repeat([0, 1, 2], 4))
     assert r["metadata"]["attempt"] == 2
-    assert r["metadata"]["kept_step"] == int(np.argmax(h["utility"]))
+    assert r["metadata"]["kept_step"] == training.latest_argmax(h["utility"])
     cfg["training"]["restart_goal"] = {"metric": "hard_accuracy", "at_least": 1.0}
     with pytest.raises(ValueError, match="training.restart_goal.metric is 'hard_accuracy', not a metric"):
         _train(cfg, tmp_path, "no_goal")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from conftest import TINY_MODEL
 
-from morphogen import tasks, training
+from morphogen import methods, tasks, training
 from morphogen.models import difflogic as dl
 
 
@@ -402,3 +402,17 @@ def test_polish_is_for_circuits_trained_by_gradient(tiny_experiment):
         ValueError, match="training.polish needs .* not family 'difflogic' with regime 'evolution'"
     ):
         training.train(cfg, 0, experiment="e", preset="unit", progress_dir="/nonexistent", log=lambda m: None)
+
+
+def test_the_study_trains_one_attempt_as_long_as_one_of_the_experiments_attempts():
+    from conftest import ROOT
+
+    # quick's async checkerboard allows a second attempt after 1,200 steps; the study's run is one
+    async_exp = methods.preset_experiment(ROOT / "config", "quick", "checkerboard_async")
+    assert async_exp["training"]["restart_after"] > 0
+    once = methods.one_attempt(async_exp)
+    assert once["training"]["restart_after"] == 0
+    assert once["training"]["steps"] == async_exp["training"]["restart_after"]
+    assert async_exp["training"]["restart_after"] > 0  # the experiment itself is left as it was
+    sync_exp = methods.preset_experiment(ROOT / "config", "quick", "checkerboard_sync")
+    assert methods.one_attempt(sync_exp)["training"]["steps"] == sync_exp["training"]["steps"]

@@ -47,6 +47,18 @@ def apply(exp: dict, methods: dict, method: str | None = None, where: str = "tra
     return out
 
 
+def one_attempt(exp: dict) -> dict:
+    """The experiment as the study trains it: one attempt (no restarts), as long as one of the
+    experiment's attempts (``training.restart_after``, or its ``training.steps`` without
+    restarts), so that a method's share of seeds is its odds per attempt."""
+    training = dict(exp["training"])
+    restart_after = int(training.get("restart_after", 0))
+    if restart_after:
+        training["steps"] = min(restart_after, int(training["steps"]))
+    training["restart_after"] = 0
+    return {**exp, "training": training}
+
+
 def preset_experiment(config_dir: str | Path, preset: str, name: str, method: str | None = None) -> dict:
     """Experiment ``name`` as preset ``preset`` configures it (``config.yaml`` with
     ``presets/<preset>.yaml`` merged in, no ``--config``), trained with ``method``, or with the

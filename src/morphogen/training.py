@@ -535,6 +535,12 @@ def load_trace(path: str | Path) -> dict | None:
     return {"step": steps[taken], "state": arrays["['trace']['state']"][taken]}
 
 
+def latest_argmax(values) -> int:
+    """The index of the last occurrence of the highest value (keep_best's kept step)."""
+    v = np.asarray(values)
+    return int(len(v) - 1 - np.argmax(v[::-1]))
+
+
 def final_trainable(state: TrainState, tcfg: dict):
     """The trained params of a run: the params, or the population's best (its first member)."""
     if tcfg.get("regime", "gradient") == "evolution":
@@ -621,8 +627,10 @@ def train(
         metric_names.append("attempt")
     history = {k: np.full(total, np.nan, np.float32) for k in metric_names}
     # Optional `keep_best: <metric>`: the run's result is the iterate whose training step scored
-    # highest on that train.csv column (the first such step), not the last one. The kept params
-    # travel in the checkpoints; their step, score and attempt are the history's.
+    # highest on that train.csv column, not the last one; of steps that tie, the latest (a run
+    # that stops after a streak of exact steps keeps the streak's last, the most trained circuit
+    # and the one the streak vouches for, not its first, which one draw of the rollout passed).
+    # The kept params travel in the checkpoints; their step, score and attempt are the history's.
     keep = None if evolution else tcfg.get("keep_best")
     polishing = bool(tcfg.get("polish"))
     if polishing and (exp.family.polish is None or evolution or online or pooled):
@@ -692,7 +700,7 @@ def train(
         before = state.params
         state, metrics = train_step(state, jax.random.fold_in(key_train, i), static)
         metrics = {k: float(v) for k, v in metrics.items()}
-        if keep and metrics[keep] > best_score:
+        if keep and metrics[keep] >= best_score:
             best_score, kept = metrics[keep], before  # a step's metrics are its starting params'
         if restart_after:
             metrics["attempt"] = attempt
@@ -762,7 +770,7 @@ def train(
     params = merge_params(final_trainable(state, tcfg), static)
     best = None
     if keep:
-        k = int(np.argmax(history[keep]))  # the first step of the highest score
+        k = latest_argmax(history[keep])
         best = {"params": kept, "step": k, "score": float(history[keep][k])}
         kept_attempt = int(history["attempt"][k]) if restart_after else 0
         # the wiring of the attempt the kept step belongs to
