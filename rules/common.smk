@@ -349,7 +349,8 @@ _check_models()
 def study_experiments():
     """The training-method study's runs as experiments of their own, named
     ``<experiment>.<method>``: the preset's experiment with the method's overrides, the study's
-    seeds and one attempt (no restarts) as long as one of the experiment's attempts. Each is checked like a configured experiment."""
+    seeds and one attempt (no restarts) as long as one of the experiment's attempts
+    (``methods.one_attempt``). Each is checked like a configured experiment."""
     import copy
 
     study = config.get("study")
