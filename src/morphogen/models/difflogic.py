@@ -11,10 +11,11 @@ Speed comes from two facts and two hand-written gradients:
   ``y = c0 + c1*a + c2*b + c3*a*b``.
 * Layers are evaluated for all cells at once on a ``(features, cells)`` layout: a layer's wiring
   is a row gather, its gates an element-wise expression broadcast over cells.
-* Two gradients are written by hand where autodiff's run element by element on CPU: the first
-  perception layer's (:func:`kernel_gate`: its inputs are shared by the kernels, and the
-  reduction over the kernel axis becomes a contraction) and the perception's gathers from a few
-  rows (:func:`_take_few`: a product with the wiring's one-hot matrix, not a scatter-add).
+* Three gradients are written by hand where autodiff's run element by element on CPU: the
+  first perception layer's (:func:`kernel_gate`: its inputs are shared by the kernels, and the
+  reduction over the kernel axis becomes a contraction), the perception's gathers from a few
+  rows (:func:`_take_few`: a product with the wiring's one-hot matrix, not a scatter-add) and
+  the per-kernel gathers (:func:`_kernel_rows`: masked sums over the few output rows).
 
 Hard rollouts additionally pack 32 cells into the bits of one ``uint32`` word and evaluate each
 gate as a bitwise expression (its algebraic normal form), 32 cells per instruction.
@@ -543,17 +544,24 @@ def sampled_ops(params: dict, key: jax.Array, cfg: dict) -> dict:
 FEW_ROWS = 16  # up to this many rows (the perception's), a gather gets a cheap gradient
 
 
+def _take(x, idx):
+    """``x[idx]`` along axis 0, for a wiring's indices, which are in range by construction:
+    ``mode="clip"`` spares the bounds test and the NaN fill that jnp.take's default adds to
+    every gather (a quarter of the soft circuit's forward pass on CPU)."""
+    return jnp.take(x, idx, axis=0, mode="clip")
+
+
 @jax.custom_vjp
 def _take_few(x, idx):
     """``x[idx]`` along axis 0 of an ``x`` with few rows (the perception layers'), whose
     gradient is a product with the wiring's one-hot matrix: the scatter-add that autodiff
     makes of a gather with traced indices runs element by element on CPU, and on a
     128-channel perception was most of a training step."""
-    return jnp.take(x, idx, axis=0)
+    return _take(x, idx)
 
 
 def _take_few_fwd(x, idx):
-    return jnp.take(x, idx, axis=0), (idx, x.shape[0])
+    return _take(x, idx), (idx, x.shape[0])
 
 
 def _take_few_bwd(res, g):
@@ -572,24 +580,52 @@ def _rows(x, idx):
     becomes that row, left to broadcast. Traced indices into few rows gather with a cheap
     gradient (:func:`_take_few`)."""
     if isinstance(idx, jax.core.Tracer):
-        return _take_few(x, idx) if x.shape[0] <= FEW_ROWS else jnp.take(x, idx, axis=0)
+        return _take_few(x, idx) if x.shape[0] <= FEW_ROWS else _take(x, idx)
     idx = np.asarray(idx)
     if np.all(idx == idx[0]):
         return x[int(idx[0]) : int(idx[0]) + 1]
     if len(idx) <= FEW_ROWS:
         return jnp.concatenate([x[int(i) : int(i) + 1] for i in idx])
-    return jnp.take(x, idx, axis=0)
+    return _take(x, idx)
 
 
+def _kernel_index(idx, ndim: int):
+    """(K, out) per-kernel rows -> (out, K, 1, ...) indices for ``take_along_axis`` on ``ndim``
+    axes."""
+    idx = jnp.swapaxes(jnp.asarray(idx), 0, 1)
+    return idx.reshape(*idx.shape, *(1,) * (ndim - 2))
+
+
+@jax.custom_vjp
 def _kernel_rows(x, idx):
     """Per kernel ``k``, rows ``idx[k]`` of ``x[:, k]``: (in, K, ...) and (K, out) -> (out, K,
-    ...). Floats (the soft circuit) as a product with the one-hot wiring, exact and with a
-    product for its gradient (a gather's would be a scatter-add, slow on CPU); packed bits as a
-    gather."""
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-        idx = jnp.swapaxes(jnp.asarray(idx), 0, 1).reshape(idx.shape[1], idx.shape[0], *(1,) * (x.ndim - 2))
-        return jnp.take_along_axis(x, idx, axis=0)
-    return _mixed_rows(x, jax.nn.one_hot(idx, x.shape[0], dtype=x.dtype))  # (K, out, in)
+    ...), a gather. Its gradient (floats: the soft circuit) is written by hand, as
+    :func:`_take_few`'s: autodiff's scatter-add runs element by element on CPU, and a product
+    with the one-hot wiring (``koi,ik...``) transposes the kernel axis to the front and back,
+    which made the per-kernel wiring's training step a fifth slower than the shared one's.
+    Indices in range, as for :func:`_take`."""
+    return jnp.take_along_axis(x, _kernel_index(idx, x.ndim), axis=0, mode="clip")
+
+
+def _kernel_rows_fwd(x, idx):
+    return _kernel_rows(x, idx), (idx, x.shape[0])
+
+
+def _kernel_rows_bwd(res, g):
+    idx, n = res
+    # per output row o, its gradient goes to the row each kernel read: a one-hot (in, K) mask
+    # broadcast over the cells, summed over the few outputs (exact: one term per row is non-zero
+    # for each output)
+    mask = jax.nn.one_hot(jnp.asarray(idx), n, dtype=g.dtype)  # (K, out, in)
+    extra = (1,) * (g.ndim - 2)
+    d_x = None
+    for o in range(g.shape[0]):
+        term = jnp.swapaxes(mask[:, o], 0, 1).reshape(n, -1, *extra) * g[o][None]
+        d_x = term if d_x is None else d_x + term
+    return d_x, None
+
+
+_kernel_rows.defvjp(_kernel_rows_fwd, _kernel_rows_bwd)
 
 
 def _mixed_rows(x, weights):
