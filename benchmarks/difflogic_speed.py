@@ -2,7 +2,9 @@
 
 Prints seconds per training step of the paper-size synchronous checkerboard (3,040 gates,
 16x16, batch 2, 20 steps; soft forward + backward + the hard rollout logged each step + AdamW),
-where that time goes, and the cell-updates per second of hard rollouts on a 64x64 grid.
+where that time goes, and the cell-updates per second of hard rollouts on a 64x64 grid. Then
+seconds per training step of quick's async checkerboard (its own training method) with each
+perception wiring, and with the per-kernel gathers as the one-hot product they replaced.
 
 Reference anchors (the notebook's own code, measured on a 2-core CPU of this kind):
 15.22 s per training step and 707 cell-updates/s for 64x64 hard rollouts.
@@ -49,6 +51,7 @@ def main() -> None:
     opt = optimizers.make_optimizer(tcfg["optimizer"], tcfg["steps"])
     state = training.TrainState(trainable, opt.init(trainable), jnp.asarray(0, jnp.int32))
     train_step = training.make_train_step(exp, static, tcfg, opt)
+    root = Path(__file__).resolve().parents[1]
 
     def timed(fn, *a, n=args.steps):
         jax.block_until_ready(fn(*a))
@@ -151,6 +154,46 @@ def main() -> None:
     sec = timed(compiled_in, xb, n=5)
     print(
         f"  same, batch 16, circuit compiled into the program: {16 * 64 * 64 * 80 / sec:,.0f} cell-updates/s"
+    )
+
+    # quick's async checkerboard: a training step with each perception wiring, and per_kernel
+    # with its gathers as the one-hot product (koi,ik...) that computed them before
+    from morphogen import methods
+    from morphogen.models import difflogic
+    from morphogen.schedule_gate import initial_clock
+
+    def quick_async_step(wiring: str) -> float:
+        cfg = methods.preset_experiment(root / "config", "quick", "checkerboard_async")
+        cfg["model"]["perception_wiring"] = wiring
+        q = training.build(cfg)
+        qcfg = cfg["training"]
+        tr, st = training.split_params(training.init_params(q, 0))
+        qopt, rate = training.attempt_optimizer(qcfg, int(qcfg["steps"]))
+        clock = initial_clock(qcfg)
+        qstate = training.TrainState(tr, qopt.init(tr), jnp.asarray(0, jnp.int32), clock=clock)
+        step = training.make_train_step(q, st, qcfg, qopt, rate=rate)
+        return timed(lambda s, k: step(s, k)[0], qstate, jax.random.key(0))
+
+    def product_rows(x, idx):
+        if not jnp.issubdtype(x.dtype, jnp.floating):
+            return gathered_rows(x, idx)
+        return difflogic._mixed_rows(x, jax.nn.one_hot(idx, x.shape[0], dtype=x.dtype))
+
+    print()
+    print("quick's async checkerboard (its training method), a training step, median:")
+    shared = quick_async_step("shared")
+    per_kernel = quick_async_step("per_kernel")
+    gathered_rows = difflogic._kernel_rows
+    difflogic._kernel_rows = product_rows
+    try:
+        product = quick_async_step("per_kernel")
+    finally:
+        difflogic._kernel_rows = gathered_rows
+    print(f"  shared wiring                   {shared:.3f} s")
+    print(f"  per-kernel wiring, gathers      {per_kernel:.3f} s   ({per_kernel / shared:.2f}x shared)")
+    print(
+        f"  per-kernel wiring, product      {product:.3f} s   ({product / shared:.2f}x shared; "
+        f"the gathers {product / per_kernel:.2f}x faster)"
     )
 
 

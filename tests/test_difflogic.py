@@ -219,6 +219,36 @@ def test_the_circuits_gradient_is_that_of_the_plain_formulas(static_wires, relax
     assert float(jnp.abs(fast[1]).max()) > 0  # the gradient reaches the state
 
 
+@pytest.mark.parametrize("reads", ["drawn", "one_row"])
+def test_per_kernel_gathers_gradient_is_the_plain_gathers(reads):
+    """The per-kernel gather's hand-written gradient equals autodiff's of plain indexing, for
+    the pairs that per_kernel wiring draws (each row read at most once per side) and for a
+    wiring that reads one row from several outputs (its gradient a sum)."""
+    n_in, n_out, kernels = 6, 4, 3
+    if reads == "drawn":
+        from morphogen.models.logic_wiring import kernel_wires
+
+        idx = jnp.asarray(kernel_wires(jax.random.key(0), n_in, n_out, kernels)[0])  # (K, out)
+    else:
+        idx = jnp.asarray(np.tile([[2, 2, 2, 5]], (kernels, 1)).astype(np.int32))
+    x = jax.random.normal(jax.random.key(1), (n_in, kernels, 2, 5))
+    weight = jax.random.normal(jax.random.key(2), (n_out, kernels, 2, 5))
+
+    def plain(x, idx):
+        return x[idx.T, jnp.arange(kernels)[None, :]]
+
+    def loss(x, i):
+        return jnp.sum(dl._kernel_rows(x, i) * weight)
+
+    want = jax.grad(lambda x: jnp.sum(plain(x, idx) * weight))(x)
+    traced = jax.jit(jax.grad(loss))(x, idx)  # the wiring an argument, as in training
+    constant = jax.jit(jax.grad(lambda x: loss(x, np.asarray(idx))))(x)
+    np.testing.assert_array_equal(np.asarray(dl._kernel_rows(x, idx)), np.asarray(plain(x, idx)))
+    for got in (traced, constant):
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-6, atol=1e-6)
+    assert float(jnp.abs(traced).max()) > 0
+
+
 def test_soft_circuit_is_a_mixture_between_its_gates():
     """With random logits the soft outputs stay in [0, 1] and differ from the hard circuit."""
     params = _random_logits(dl.init(jax.random.key(1), TINY_MODEL), jax.random.key(5))
