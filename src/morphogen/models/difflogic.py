@@ -4,7 +4,7 @@ A cell's rule is a circuit of two-input logic gates with fixed random wiring. Ea
 logits over the 16 binary operations; training ("soft" mode) uses the softmax mixture of their
 real-valued relaxations, evaluation ("hard" mode) the argmax operation on exact booleans.
 
-Speed comes from two facts and two hand-written gradients:
+Speed comes from two facts and three hand-written gradients:
 
 * Every relaxation is affine in ``[1, a, b, ab]``, so a softmax mixture of all 16 is one affine
   map whose four coefficients are computed once per training step, not once per cell:
@@ -613,9 +613,8 @@ def _kernel_rows_fwd(x, idx):
 
 def _kernel_rows_bwd(res, g):
     idx, n = res
-    # per output row o, its gradient goes to the row each kernel read: a one-hot (in, K) mask
-    # broadcast over the cells, summed over the few outputs (exact: one term per row is non-zero
-    # for each output)
+    # each output row o adds its gradient to the row that each kernel read for it: a one-hot
+    # (in, K) mask broadcast over the cells, summed over the few outputs in their order
     mask = jax.nn.one_hot(jnp.asarray(idx), n, dtype=g.dtype)  # (K, out, in)
     extra = (1,) * (g.ndim - 2)
     d_x = None
