@@ -159,8 +159,8 @@ def main() -> None:
     # quick's async checkerboard: a training step with each perception wiring, and per_kernel
     # with its gathers as the one-hot product (koi,ik...) that computed them before
     from morphogen import methods
-    from morphogen.models import difflogic
-    from morphogen.schedule_gate import initial_clock
+    from morphogen.models import difflogic, logic_gather
+    from morphogen.training import initial_clock
 
     def quick_async_step(wiring: str) -> float:
         cfg = methods.preset_experiment(root / "config", "quick", "checkerboard_async")
@@ -177,18 +177,18 @@ def main() -> None:
     def product_rows(x, idx):
         if not jnp.issubdtype(x.dtype, jnp.floating):
             return gathered_rows(x, idx)
-        return difflogic._mixed_rows(x, jax.nn.one_hot(idx, x.shape[0], dtype=x.dtype))
+        return logic_gather.mixed_rows(x, jax.nn.one_hot(idx, x.shape[0], dtype=x.dtype))
 
     print()
     print("quick's async checkerboard (its training method), a training step, median:")
     shared = quick_async_step("shared")
     per_kernel = quick_async_step("per_kernel")
-    gathered_rows = difflogic._kernel_rows
-    difflogic._kernel_rows = product_rows
+    gathered_rows = difflogic.kernel_rows
+    difflogic.kernel_rows = product_rows
     try:
         product = quick_async_step("per_kernel")
     finally:
-        difflogic._kernel_rows = gathered_rows
+        difflogic.kernel_rows = gathered_rows
     print(f"  shared wiring                   {shared:.3f} s")
     print(f"  per-kernel wiring, gathers      {per_kernel:.3f} s   ({per_kernel / shared:.2f}x shared)")
     print(

@@ -7,6 +7,7 @@ import pytest
 from conftest import PAPER_SYNC, TINY_MODEL
 
 from morphogen.models import difflogic as dl
+from morphogen.models import logic_gather
 
 BOOL_PAIRS = [(0, 0), (0, 1), (1, 0), (1, 1)]
 EXPECTED = {  # gate index -> outputs on (0,0), (0,1), (1,0), (1,1), reference order
@@ -238,12 +239,12 @@ def test_per_kernel_gathers_gradient_is_the_plain_gathers(reads):
         return x[idx.T, jnp.arange(kernels)[None, :]]
 
     def loss(x, i):
-        return jnp.sum(dl._kernel_rows(x, i) * weight)
+        return jnp.sum(logic_gather.kernel_rows(x, i) * weight)
 
     want = jax.grad(lambda x: jnp.sum(plain(x, idx) * weight))(x)
     traced = jax.jit(jax.grad(loss))(x, idx)  # the wiring an argument, as in training
     constant = jax.jit(jax.grad(lambda x: loss(x, np.asarray(idx))))(x)
-    np.testing.assert_array_equal(np.asarray(dl._kernel_rows(x, idx)), np.asarray(plain(x, idx)))
+    np.testing.assert_array_equal(np.asarray(logic_gather.kernel_rows(x, idx)), np.asarray(plain(x, idx)))
     for got in (traced, constant):
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-6, atol=1e-6)
     assert float(jnp.abs(traced).max()) > 0

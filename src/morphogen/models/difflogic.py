@@ -13,9 +13,9 @@ Speed comes from two facts and three hand-written gradients:
   is a row gather, its gates an element-wise expression broadcast over cells.
 * Three gradients are written by hand where autodiff's run element by element on CPU: the
   first perception layer's (:func:`kernel_gate`: its inputs are shared by the kernels, and the
-  reduction over the kernel axis becomes a contraction), the perception's gathers from a few
-  rows (:func:`_take_few`: a product with the wiring's one-hot matrix, not a scatter-add) and
-  the per-kernel gathers (:func:`_kernel_rows`: masked sums over the few output rows).
+  reduction over the kernel axis becomes a contraction) and those of the wiring's gathers
+  (:mod:`morphogen.models.logic_gather`): from a few rows, a product with the wiring's one-hot
+  matrix; per kernel, masked sums over the few output rows; neither a scatter-add.
 
 Hard rollouts additionally pack 32 cells into the bits of one ``uint32`` word and evaluate each
 gate as a bitwise expression (its algebraic normal form), 32 cells per instruction.
@@ -80,6 +80,7 @@ import numpy as np
 
 from morphogen import netlist
 from morphogen.models import Family
+from morphogen.models.logic_gather import kernel_rows, mixed_rows, rows
 from morphogen.models.logic_polish import repair
 from morphogen.models.logic_wiring import first_kernel_wires, kernel_wires, unique_pairs, unique_wires
 
@@ -541,98 +542,6 @@ def sampled_ops(params: dict, key: jax.Array, cfg: dict) -> dict:
 # --------------------------------------------------------------------------- soft/hard (float)
 
 
-FEW_ROWS = 16  # up to this many rows (the perception's), a gather gets a cheap gradient
-
-
-def _take(x, idx):
-    """``x[idx]`` along axis 0, for a wiring's indices, which are in range by construction:
-    ``mode="clip"`` spares the bounds test and the NaN fill that jnp.take's default adds to
-    every gather (a quarter of the soft circuit's forward pass on CPU)."""
-    return jnp.take(x, idx, axis=0, mode="clip")
-
-
-@jax.custom_vjp
-def _take_few(x, idx):
-    """``x[idx]`` along axis 0 of an ``x`` with few rows (the perception layers'), whose
-    gradient is a product with the wiring's one-hot matrix: the scatter-add that autodiff
-    makes of a gather with traced indices runs element by element on CPU, and on a
-    128-channel perception was most of a training step."""
-    return _take(x, idx)
-
-
-def _take_few_fwd(x, idx):
-    return _take(x, idx), (idx, x.shape[0])
-
-
-def _take_few_bwd(res, g):
-    idx, n = res
-    one_hot = jax.nn.one_hot(idx, n, dtype=g.dtype)  # (out, in): exact sums at full precision
-    d_x = jnp.tensordot(one_hot, g, axes=((0,), (0,)), precision=jax.lax.Precision.HIGHEST)
-    return d_x, None
-
-
-_take_few.defvjp(_take_few_fwd, _take_few_bwd)
-
-
-def _rows(x, idx):
-    """``x[idx]`` along axis 0. Known (non-traced) small index sets become static slices,
-    whose gradients are cheap pads instead of scatter-adds; an index set that repeats one row
-    becomes that row, left to broadcast. Traced indices into few rows gather with a cheap
-    gradient (:func:`_take_few`)."""
-    if isinstance(idx, jax.core.Tracer):
-        return _take_few(x, idx) if x.shape[0] <= FEW_ROWS else _take(x, idx)
-    idx = np.asarray(idx)
-    if np.all(idx == idx[0]):
-        return x[int(idx[0]) : int(idx[0]) + 1]
-    if len(idx) <= FEW_ROWS:
-        return jnp.concatenate([x[int(i) : int(i) + 1] for i in idx])
-    return _take(x, idx)
-
-
-def _kernel_index(idx, ndim: int):
-    """(K, out) per-kernel rows -> (out, K, 1, ...) indices for ``take_along_axis`` on ``ndim``
-    axes."""
-    idx = jnp.swapaxes(jnp.asarray(idx), 0, 1)
-    return idx.reshape(*idx.shape, *(1,) * (ndim - 2))
-
-
-@jax.custom_vjp
-def _kernel_rows(x, idx):
-    """Per kernel ``k``, rows ``idx[k]`` of ``x[:, k]``: (in, K, ...) and (K, out) -> (out, K,
-    ...), a gather. Its gradient (floats: the soft circuit) is written by hand, as
-    :func:`_take_few`'s: autodiff's scatter-add runs element by element on CPU, and a product
-    with the one-hot wiring (``koi,ik...``) transposes the kernel axis to the front and back,
-    which made the per-kernel wiring's training step a fifth slower than the shared one's.
-    Indices in range, as for :func:`_take`."""
-    return jnp.take_along_axis(x, _kernel_index(idx, x.ndim), axis=0, mode="clip")
-
-
-def _kernel_rows_fwd(x, idx):
-    return _kernel_rows(x, idx), (idx, x.shape[0])
-
-
-def _kernel_rows_bwd(res, g):
-    idx, n = res
-    # each output row o adds its gradient to the row that each kernel read for it: a one-hot
-    # (in, K) mask broadcast over the cells, summed over the few outputs in their order
-    mask = jax.nn.one_hot(jnp.asarray(idx), n, dtype=g.dtype)  # (K, out, in)
-    extra = (1,) * (g.ndim - 2)
-    d_x = None
-    for o in range(g.shape[0]):
-        term = jnp.swapaxes(mask[:, o], 0, 1).reshape(n, -1, *extra) * g[o][None]
-        d_x = term if d_x is None else d_x + term
-    return d_x, None
-
-
-_kernel_rows.defvjp(_kernel_rows_fwd, _kernel_rows_bwd)
-
-
-def _mixed_rows(x, weights):
-    """Per kernel ``k`` and output ``o``, ``sum_i weights[k, o, i] * x[i, k]``: (in, K, ...) and
-    (K, out, in) -> (out, K, ...); exact for one-hot weights."""
-    return jnp.einsum("koi,ik...->ok...", weights, x, precision=jax.lax.Precision.HIGHEST)
-
-
 def patches(state, periodic: bool):
     """(B, H, W, C) -> (9, C, B*H*W): the 3x3 neighbourhood, row-major, centre at index 4."""
     if periodic:
@@ -655,11 +564,11 @@ def circuit(params: dict, p, channels: int):
     for i, (wire, (w, surrogate)) in enumerate(zip(params["wires"]["perception"], perception)):
         if i >= first_learned:  # learned: each input a mixture of the layer's inputs
             mix = learned[i - first_learned]  # (2, K, out, in)
-            a, b = _mixed_rows(x, mix[0]), _mixed_rows(x, mix[1])
+            a, b = mixed_rows(x, mix[0]), mixed_rows(x, mix[1])
         elif wire.ndim == 3:  # per-kernel pairs (2, K, out) of x (in, K, C, N)
-            a, b = _kernel_rows(x, wire[0]), _kernel_rows(x, wire[1])
+            a, b = kernel_rows(x, wire[0]), kernel_rows(x, wire[1])
         else:
-            a, b = _rows(x, wire[0]), _rows(x, wire[1])
+            a, b = rows(x, wire[0]), rows(x, wire[1])
         if i == 0:  # (out, C, N) -> (out, K, C, N): every kernel reads the same patch
             w = jnp.swapaxes(_coefficients(w), 0, 1)  # (K, out, 4) -> (out, K, 4)
             s = w if surrogate is None else jnp.swapaxes(_coefficients(surrogate), 0, 1)
@@ -672,7 +581,7 @@ def circuit(params: dict, p, channels: int):
     feats = jnp.transpose(x, (2, 0, 1, 3)).reshape(channels * s * n_kernels, -1)
     x = jnp.concatenate([p[4], feats], axis=0)
     for wire, (w, surrogate) in zip(params["wires"]["update"], _layer_weights(params, "update")):
-        a, b = _rows(x, wire[0]), _rows(x, wire[1])
+        a, b = rows(x, wire[0]), rows(x, wire[1])
         x = _layer(w, surrogate, a, b, lambda c: c[:, None, :])  # (out, 1, 4)
     return x
 
@@ -729,9 +638,9 @@ def packed_circuit(params: dict, p, channels: int):
     for i, (wire, logits) in enumerate(zip(wires["perception"], params["logits"]["perception"])):
         m = jnp.swapaxes(_masks(logits), 0, 1)[..., None, None, :]  # (out, K, 1, 1, 4)
         if wire.ndim == 3:  # per-kernel pairs (2, K, out) of x (in, K, C, words)
-            a, b = _kernel_rows(x, wire[0]), _kernel_rows(x, wire[1])
+            a, b = kernel_rows(x, wire[0]), kernel_rows(x, wire[1])
         else:
-            a, b = _rows(x, wire[0]), _rows(x, wire[1])
+            a, b = rows(x, wire[0]), rows(x, wire[1])
         if i == 0:
             a, b = a[:, None], b[:, None]
         x = m[..., 0] ^ (a & (m[..., 1] ^ (b & m[..., 3]))) ^ (b & m[..., 2])
@@ -740,7 +649,7 @@ def packed_circuit(params: dict, p, channels: int):
     x = jnp.concatenate([p[4], feats], axis=0)
     for wire, logits in zip(wires["update"], params["logits"]["update"]):
         m = _masks(logits)[:, None, :]
-        a, b = _rows(x, wire[0]), _rows(x, wire[1])
+        a, b = rows(x, wire[0]), rows(x, wire[1])
         x = m[..., 0] ^ (a & (m[..., 1] ^ (b & m[..., 3]))) ^ (b & m[..., 2])
     return x
 
