@@ -265,6 +265,136 @@ def test_training_stops_after_a_run_of_perfect_steps(tiny_experiment, tmp_path, 
     assert r["metadata"]["step"] == 8 and r["timing"]["steps_run"] == 8
 
 
+def _scripted_accuracy(monkeypatch, accuracy):
+    """make_train_step whose steps log ``accuracy[step]`` as their hard accuracy."""
+    import jax.numpy as jnp
+
+    real = training.make_train_step
+
+    def scripted(*args):
+        step_fn = real(*args)
+
+        def step(state, key, static=None):
+            state, metrics = step_fn(state, key, static)
+            return state, {**metrics, "hard_accuracy": jnp.float32(accuracy[int(state.step) - 1])}
+
+        return step
+
+    monkeypatch.setattr(training, "make_train_step", scripted)
+
+
+def test_a_validated_stop_waits_for_the_larger_grid(tiny_experiment, tmp_path, monkeypatch):
+    """With validate, a streak of stop_after_perfect exact steps stops the run only once the
+    step's circuit is also exact on the larger grid's rollouts: checked when the streak is
+    reached and every `every` steps while it lasts, logged as validation_accuracy."""
+    _scripted_accuracy(monkeypatch, [0.5] + [1.0] * 40)
+    verdicts = iter([0.97, 0.99, 1.0])
+    checked = []
+
+    def scripted_validator(exp, exp_cfg, seed):
+        def validator(params):
+            checked.append(params)
+            return next(verdicts)
+
+        return validator
+
+    monkeypatch.setattr(training, "make_validator", scripted_validator)
+    cfg = tiny_experiment
+    cfg["training"].update(
+        steps=30, stop_after_perfect=3, validate={"scale": 2, "trials": 2, "every": 2}, checkpoint_every=1000
+    )
+    r = _train(cfg, tmp_path)
+    v = r["history"]["validation_accuracy"]
+    # exact from step 2: the streak reaches 3 at step 4, then checks at steps 6 and 8
+    assert r["metadata"]["step"] == 8 and len(v) == 8 and len(checked) == 3
+    np.testing.assert_array_equal(np.flatnonzero(~np.isnan(v)), [3, 5, 7])
+    np.testing.assert_allclose(v[[3, 5, 7]], [0.97, 0.99, 1.0])
+    # the run delivers the circuit it validated (the stop step's starting params), not the
+    # params that step's update left
+    for x, y in zip(jax.tree.leaves(checked[-1]), jax.tree.leaves(r["params"]), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    assert any(
+        not np.array_equal(np.asarray(x), np.asarray(y))
+        for x, y in zip(jax.tree.leaves(checked[-1]), _final_params(r))
+    )
+
+
+def test_an_unvalidated_attempt_restarts_and_an_untrained_circuit_fails_validation(
+    tiny_experiment, tmp_path, monkeypatch
+):
+    """The real check on the 2x grid: an untrained circuit that the (scripted) training log
+    calls exact on every step is not exact on the larger grid's rollouts, so the run never
+    stops, and with restarts each attempt ends after restart_after steps although every one of
+    its steps was exact: the default restart goal is a validated circuit."""
+    _scripted_accuracy(monkeypatch, [1.0] * 40)
+    cfg = tiny_experiment
+    cfg["training"].update(
+        steps=16,
+        stop_after_perfect=2,
+        validate={"scale": 2, "trials": 2, "every": 3},
+        restart_after=8,
+        checkpoint_every=1000,
+    )
+    h = _train(cfg, tmp_path)["history"]
+    np.testing.assert_array_equal(h["attempt"], np.repeat([0, 1], 8))
+    # each attempt's streak starts with it: checks at its steps 2, 5 and 8
+    np.testing.assert_array_equal(np.flatnonzero(~np.isnan(h["validation_accuracy"])), [1, 4, 7, 9, 12, 15])
+    checked = h["validation_accuracy"][~np.isnan(h["validation_accuracy"])]
+    assert np.all((checked > 0.2) & (checked < 1.0)), checked
+
+
+def test_the_polish_leaves_a_validated_circuit_alone_and_may_not_break_one(
+    tiny_experiment, tmp_path, monkeypatch
+):
+    """With validate, a run that stopped on a validated circuit delivers that circuit
+    unpolished; the polish of a run that ended unvalidated scores its switches on the training
+    grid, and a polished circuit that the validation rollouts find worse is not delivered."""
+    _scripted_accuracy(monkeypatch, [1.0] * 40)
+    marker = "polished"
+    polished = []
+
+    def fake_polish(exp, params, tcfg, seed, log):
+        polished.append(seed)
+        return {**params, marker: True}, {"objective_after": 0.0, "changes": 1, "seconds": 0.0}
+
+    def validator_scoring(trained, after):
+        return lambda exp, exp_cfg, seed: lambda params: after if marker in params else trained
+
+    monkeypatch.setattr(training, "polish", fake_polish)
+    cfg = tiny_experiment
+    cfg["training"].update(
+        steps=10,
+        stop_after_perfect=2,
+        validate={"scale": 2, "trials": 2},
+        polish={"states": 2},
+        checkpoint_every=1000,
+    )
+    monkeypatch.setattr(training, "make_validator", validator_scoring(1.0, 0.5))
+    r = _train(cfg, tmp_path, "validated")
+    assert r["metadata"]["step"] == 2 and not polished and "polish" not in r["metadata"]
+    assert marker not in r["params"]
+
+    monkeypatch.setattr(training, "make_validator", validator_scoring(0.9, 0.5))
+    r = _train(cfg, tmp_path, "worse")
+    assert r["metadata"]["step"] == 10 and polished and marker not in r["params"]
+    assert r["metadata"]["polish"]["kept"] == "trained"
+    assert r["metadata"]["polish"]["validation_accuracy"] == {"before": 0.9, "after": 0.5}
+
+    monkeypatch.setattr(training, "make_validator", validator_scoring(0.9, 0.9))
+    r = _train(cfg, tmp_path, "as_good")
+    assert marker in r["params"] and "kept" not in r["metadata"]["polish"]
+
+
+def test_validate_names_what_it_needs(tiny_experiment, tmp_path):
+    cfg = tiny_experiment
+    cfg["training"].update(validate={"scale": 2})
+    with pytest.raises(ValueError, match="training.validate checks the stop of training.stop_after_perfect"):
+        _train(cfg, tmp_path)
+    cfg["training"].update(stop_after_perfect=2, regime="evolution")
+    with pytest.raises(ValueError, match="training.validate needs a discrete model"):
+        training.make_validator(training.build(cfg), cfg, 0)
+
+
 def test_a_run_with_no_exact_rollout_restarts_and_resumes_bit_identical(tiny_experiment, tmp_path):
     """restart_after=N: an attempt whose hard circuit is never exact within N steps starts over
     from new initial params (new wiring too) and a fresh schedule (decay_steps long, cut to the

@@ -14,6 +14,7 @@ import numpy as np
 import xarray as xr
 
 from morphogen import damage, rng, tasks, training, updates
+from morphogen.tasks import evaluation_grid, matched_grid
 
 
 def rollout_dataset(
@@ -140,30 +141,6 @@ def trace_dataset(trace: dict, exp_cfg: dict) -> xr.Dataset:
         },
         attrs={"kind": "training trajectory", "snapshot_every": int(exp_cfg["training"]["snapshot_every"])},
     )
-
-
-def matched_grid(task_cfg: dict, grid: int) -> int:
-    """The nearest grid side at or below ``grid`` on which the pattern meets its far border the
-    way it does on the training grid: a checkerboard anchored at the top-left corner ends
-    mid-period at the far border of a 14-cell grid but not of a 56- or 64-cell one, and a circuit
-    trained on one kind of border need not know the other. So a 14x14-trained circuit is run on
-    54x54 for its 4x grid and damaged on 62x62; a 16x16-trained one keeps 64x64."""
-    size = int(task_cfg["size"])
-    if task_cfg["name"] == "checkerboard":
-        grid -= (grid - size) % (2 * int(task_cfg.get("square", 2)))
-    return grid
-
-
-def evaluation_grid(exp_cfg: dict, scale: int) -> int | None:
-    """The side of the ``scale``x evaluation grid: ``scale`` x the training grid, matched to the
-    training grid's border (:func:`matched_grid`) unless ``evaluation.match_border`` is false;
-    None for a task without a grid."""
-    if "size" not in exp_cfg["task"]:  # not a grid task
-        return None
-    grid = tasks.grid_side(exp_cfg["task"]) * scale
-    if exp_cfg["evaluation"].get("match_border", True):
-        grid = matched_grid(exp_cfg["task"], grid)
-    return grid
 
 
 def protocol_grid(task_cfg: dict, protocol: dict) -> int:

@@ -17,6 +17,7 @@ STREAMS = {
     "es": 6,  # evolution strategy perturbations
     "trajectory": 7,  # the online regime's one trajectory (its start states)
     "polish": 8,  # the start states (and async masks) a trained circuit is polished on
+    "validate": 9,  # the larger grid's start states (and async masks) a stop is checked on
 }
 
 

@@ -29,6 +29,9 @@ def training_rows(history_csv: str | Path, experiment: str, seed: int) -> list[d
         rows.append(
             {"metric": "first_perfect_step", "value": int(h["step"].iloc[hit[0]]) if len(hit) else -1}
         )
+    if "validation_accuracy" in h:  # training.validate: the step whose circuit held on the larger grid
+        hit = np.flatnonzero(h["validation_accuracy"].to_numpy() >= 1.0)
+        rows.append({"metric": "validated_step", "value": int(h["step"].iloc[hit[0]]) if len(hit) else -1})
     if "grad_norm" in h:  # gradient training: the share of steps whose gradient was exactly 0
         rows.append({"metric": "zero_gradient_fraction", "value": float((h["grad_norm"] == 0).mean())})
     if "spikes" in h:  # online regime: simulated trajectories completed (noise spikes)

@@ -254,6 +254,30 @@ def grid_side(tcfg: dict) -> int:
     return int(tcfg["size"])
 
 
+def matched_grid(task_cfg: dict, grid: int) -> int:
+    """The nearest grid side at or below ``grid`` on which the pattern meets its far border the
+    way it does on the training grid: a checkerboard anchored at the top-left corner ends
+    mid-period at the far border of a 14-cell grid but not of a 56- or 64-cell one, and a circuit
+    trained on one kind of border need not know the other. So a 14x14-trained circuit is run on
+    54x54 for its 4x grid and damaged on 62x62; a 16x16-trained one keeps 64x64."""
+    size = int(task_cfg["size"])
+    if task_cfg["name"] == "checkerboard":
+        grid -= (grid - size) % (2 * int(task_cfg.get("square", 2)))
+    return grid
+
+
+def evaluation_grid(exp_cfg: dict, scale: int) -> int | None:
+    """The side of the ``scale``x evaluation grid: ``scale`` x the training grid, matched to the
+    training grid's border (:func:`matched_grid`) unless ``evaluation.match_border`` is false;
+    None for a task without a grid."""
+    if "size" not in exp_cfg["task"]:  # not a grid task
+        return None
+    grid = grid_side(exp_cfg["task"]) * scale
+    if exp_cfg["evaluation"].get("match_border", True):
+        grid = matched_grid(exp_cfg["task"], grid)
+    return grid
+
+
 def seed_states(batch: int, side: int, channels: int):
     """The growing NCA's start: an empty grid with one living cell at the centre (alpha and
     hidden channels 1, colour 0)."""

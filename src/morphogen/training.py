@@ -178,6 +178,48 @@ def polish(exp: Experiment, params, tcfg: dict, seed: int, log: Callable[[str], 
     return params, report
 
 
+def make_validator(exp: Experiment, exp_cfg: dict, seed: int) -> Callable[[Any], float] | None:
+    """``training.validate``: ``validator(params) -> accuracy``, the mean accuracy of the hard
+    circuit of ``params`` at the end of ``trials`` rollouts on the ``scale``x evaluation grid
+    (border-matched as the evaluation's, :func:`tasks.evaluation_grid`) for ``scale`` x the
+    training rollout's steps, from start states (and async masks) drawn once from the seed's
+    ``validate`` stream; 1.0 only if every one of them ends exact. None without ``validate``.
+
+    A circuit that learns on its training grid has to order a grid whose far border is close to
+    every cell; on a grid four times as wide a circuit can leave domains of the wrong phase that
+    no border reaches in time, and the 14x14 training rollouts cannot tell the two apart."""
+    tcfg = exp_cfg["training"]
+    vcfg = tcfg.get("validate")
+    if not vcfg:
+        return None
+    if exp.hard_step is None or tcfg.get("regime", "gradient") != "gradient" or "size" not in exp_cfg["task"]:
+        raise ValueError(
+            "training.validate needs a discrete model (DiffLogic), the rollout regime and a grid task, not "
+            f"family {exp_cfg['family']!r}, regime {tcfg.get('regime', 'gradient')!r}, task {exp_cfg['task']['name']!r}"
+        )
+    if not int(tcfg.get("stop_after_perfect", 0)):
+        raise ValueError(
+            "training.validate checks the stop of training.stop_after_perfect, which is 0 or unset"
+        )
+    scale, trials = int(vcfg.get("scale", 4)), int(vcfg.get("trials", 8))
+    grid = tasks.evaluation_grid(exp_cfg, scale)
+    task = tasks.make(exp_cfg["task"], channels=exp.family.channels(exp.model_cfg), grid=grid)
+    n_steps = int(tcfg["rollout_steps"]) * scale
+    key = rng.stream(seed, "validate")
+    x0 = task.initial_states(jax.random.fold_in(key, 0), trials)
+    k_roll = jax.random.fold_in(key, 1)
+
+    # params, start states and key are arguments: every seed runs the same program
+    @jax.jit
+    def run(params, x0, k_roll):
+        final = updates.rollout(exp.hard_step, exp.family.harden(params), x0, k_roll, exp.model_cfg, n_steps)
+        acc = task.accuracy(final, x0)
+        # 1 only if every rollout ends exact (a mean of many near-misses never rounds up to 1)
+        return jnp.where(jnp.all(acc >= 1.0), 1.0, jnp.minimum(jnp.mean(acc), jnp.nextafter(1.0, 0.0)))
+
+    return lambda params: float(run(params, x0, k_roll))
+
+
 def make_train_step(
     exp: Experiment, static, tcfg: dict, optimizer, schedule_start: int = 0, rate: Any = None
 ) -> Callable:
@@ -611,14 +653,24 @@ def train(
             exp.family.probe(merge_params(final_trainable(state, tcfg), static), exp.model_cfg)
         )
     objective = metric_names[0]
+    # Optional `validate`: a stop of stop_after_perfect needs the step's circuit to hold on a
+    # larger grid too (make_validator); checked when the streak is reached, then every
+    # `every` steps while it lasts, and logged as validation_accuracy (NaN where not run).
+    validator = make_validator(exp, exp_cfg, seed)
+    validate_every = int((tcfg.get("validate") or {}).get("every", 10))
+    if validator is not None:
+        metric_names.append("validation_accuracy")
     # Optional restarts: an attempt none of whose steps reached the goal (`restart_goal`, a
     # train.csv metric and the value it must reach; by default an exact hard circuit,
-    # hard_accuracy 1) within `restart_after` steps starts again from new initial params and a
-    # fresh optimizer whose schedule is as long as the first one's, or the steps left of the
-    # budget (`steps`) if fewer, so that a late attempt still ends at the final learning rate.
+    # hard_accuracy 1, or with validate a validated one, validation_accuracy 1) within
+    # `restart_after` steps starts again from new initial params and a fresh optimizer whose
+    # schedule is as long as the first one's, or the steps left of the budget (`steps`) if
+    # fewer, so that a late attempt still ends at the final learning rate.
     # train.csv's `attempt` column says which row is which.
     restart_after = 0 if evolution else int(tcfg.get("restart_after", 0))
-    goal = tcfg.get("restart_goal", {"metric": "hard_accuracy", "at_least": 1.0})
+    goal = tcfg.get(
+        "restart_goal", {"metric": "validation_accuracy" if validator else "hard_accuracy", "at_least": 1.0}
+    )
     if restart_after:
         if goal["metric"] not in metric_names:
             raise ValueError(
@@ -689,18 +741,24 @@ def train(
     perfect = "hard_accuracy_all" if "hard_accuracy_all" in history else "hard_accuracy"
     streak = 0
     if patience and perfect in history:
-        for acc in history[perfect][:start][::-1]:
+        # the current attempt's streak (a restart ends the one before it)
+        for acc in history[perfect][attempt_start:start][::-1]:
             if acc < 1.0:
                 break
             streak += 1
     t0 = time.perf_counter()
     t_compile = None
     end = start
+    validated_params = None
     for i in range(start, total):
         before = state.params
         state, metrics = train_step(state, jax.random.fold_in(key_train, i), static)
         metrics = {k: float(v) for k, v in metrics.items()}
-        if keep and metrics[keep] >= best_score:
+        if patience:
+            streak = streak + 1 if metrics[perfect] >= 1.0 else 0
+            if validator is not None and streak >= patience and (streak - patience) % validate_every == 0:
+                metrics["validation_accuracy"] = validator(merge_params(before, static))
+        if keep and metrics.get(keep, -math.inf) >= best_score:
             best_score, kept = metrics[keep], before  # a step's metrics are its starting params'
         if restart_after:
             metrics["attempt"] = attempt
@@ -722,15 +780,21 @@ def train(
         if max_spikes and metrics["spikes"] >= max_spikes:
             log(f"[{experiment} seed {seed}] step {done}: {max_spikes} noise spikes; stopping")
             break
-        if patience:
-            streak = streak + 1 if metrics[perfect] >= 1.0 else 0
-            if streak >= patience:
-                log(
-                    f"[{experiment} seed {seed}] step {done}: hard accuracy 100% for {patience} steps; stopping"
-                )
+        if patience and streak >= patience:
+            held = f"[{experiment} seed {seed}] step {done}: hard accuracy 100% for {streak} steps"
+            if validator is None:
+                log(f"{held}; stopping")
                 break
+            if "validation_accuracy" in metrics:
+                v = tcfg["validate"]
+                where = f"{v.get('trials', 8)} rollouts of the {v.get('scale', 4)}x grid"
+                if metrics["validation_accuracy"] >= 1.0:
+                    log(f"{held}, and exact on {where}; stopping")
+                    validated_params = before  # the step's metrics (and its check) are its starting params'
+                    break
+                log(f"{held}, {metrics['validation_accuracy']:.2%} of cells right on {where}; training on")
         if restart_after:
-            reached = reached or metrics[goal["metric"]] >= goal["at_least"]
+            reached = reached or metrics.get(goal["metric"], -math.inf) >= goal["at_least"]
             if not reached and done - attempt_start >= restart_after and done < total:
                 attempt, attempt_start = attempt + 1, done
                 log(
@@ -739,6 +803,7 @@ def train(
                     f"(attempt {attempt + 1})"
                 )
                 trainable, static = split_params(init_params(exp, seed, attempt))
+                streak = 0  # an attempt that ends on exact (unvalidated) steps passes no streak on
                 optimizer, rate = attempt_optimizer(tcfg, total - done)
                 state = TrainState(
                     trainable, optimizer.init(trainable), state.step, clock=initial_clock(tcfg)
@@ -780,8 +845,28 @@ def train(
         params = merge_params(jax.tree.map(jnp.asarray, kept), kept_static)
         metadata["kept_step"] = k
         log(f"[{experiment} seed {seed}] kept the params of step {k}: {keep} {best['score']:.4g}")
-    if polishing:
-        params, report = polish(exp, params, tcfg, seed, lambda m: log(f"[{experiment} seed {seed}] {m}"))
+    if validated_params is not None:  # a validated stop delivers the circuit it validated
+        params = merge_params(validated_params, static)
+    # A run that stopped on a validated circuit (exact on its training rollouts and on the
+    # larger grid's) has nothing to repair: the polish's objective would only trade its gates
+    # for a pattern formed a few steps sooner on the training grid.
+    if polishing and validated_params is not None:
+        log(f"[{experiment} seed {seed}] the kept circuit passed validation; not polished")
+    elif polishing:
+        polished, report = polish(exp, params, tcfg, seed, lambda m: log(f"[{experiment} seed {seed}] {m}"))
+        if validator is not None and report["changes"]:
+            # the switches are scored on the training grid: keep them only if the circuit holds
+            # on the validation rollouts at least as well as before
+            ahead = {"before": validator(params), "after": validator(polished)}
+            report["validation_accuracy"] = ahead
+            if ahead["after"] < ahead["before"]:
+                report["kept"] = "trained"
+                log(
+                    f"[{experiment} seed {seed}] the polished circuit is worse on the validation rollouts "
+                    f"({ahead['after']:.4g} < {ahead['before']:.4g}); keeping the trained one"
+                )
+                polished = params
+        params = polished
         log(f"[{experiment} seed {seed}] polished: {json.dumps(report)}")
         timing["polish_seconds"] = report.pop("seconds")  # the metadata stays byte-identical
         metadata["polish"] = report
