@@ -201,7 +201,7 @@ def make_validator(exp: Experiment, exp_cfg: dict, seed: int) -> Callable[[Any],
         raise ValueError(
             "training.validate checks the stop of training.stop_after_perfect, which is 0 or unset"
         )
-    scale, trials = int(vcfg.get("scale", 4)), int(vcfg.get("trials", 8))
+    scale, trials = int(vcfg.get("scale", 4)), int(vcfg.get("trials", 32))
     grid = tasks.evaluation_grid(exp_cfg, scale)
     task = tasks.make(exp_cfg["task"], channels=exp.family.channels(exp.model_cfg), grid=grid)
     n_steps = int(tcfg["rollout_steps"]) * scale
@@ -787,7 +787,7 @@ def train(
                 break
             if "validation_accuracy" in metrics:
                 v = tcfg["validate"]
-                where = f"{v.get('trials', 8)} rollouts of the {v.get('scale', 4)}x grid"
+                where = f"{v.get('trials', 32)} rollouts of the {v.get('scale', 4)}x grid"
                 if metrics["validation_accuracy"] >= 1.0:
                     log(f"{held}, and exact on {where}; stopping")
                     validated_params = before  # the step's metrics (and its check) are its starting params'
