@@ -240,31 +240,6 @@ def test_training_killed_five_times_at_random_steps_ends_bit_identical(tiny_expe
     assert hashlib.sha256(a).hexdigest() == hashlib.sha256(b).hexdigest()
 
 
-def test_training_stops_after_a_run_of_perfect_steps(tiny_experiment, tmp_path, monkeypatch):
-    """With stop_after_perfect=N, training ends N steps into an unbroken run of exact hard
-    rollouts, and the history holds only the steps taken."""
-    import jax.numpy as jnp
-
-    accuracy = [0.5, 1.0, 0.9] + [1.0] * 30  # a perfect step, a miss, then perfection from step 4
-    real = training.make_train_step
-
-    def scripted(*args):
-        step_fn = real(*args)
-
-        def step(state, key, static=None):
-            state, metrics = step_fn(state, key, static)
-            return state, {**metrics, "hard_accuracy": jnp.float32(accuracy[int(state.step) - 1])}
-
-        return step
-
-    monkeypatch.setattr(training, "make_train_step", scripted)
-    cfg = tiny_experiment
-    cfg["training"].update(steps=20, stop_after_perfect=5, checkpoint_every=1000)
-    r = _train(cfg, tmp_path)
-    assert len(r["history"]["hard_accuracy"]) == 3 + 5
-    assert r["metadata"]["step"] == 8 and r["timing"]["steps_run"] == 8
-
-
 def _scripted_accuracy(monkeypatch, accuracy):
     """make_train_step whose steps log ``accuracy[step]`` as their hard accuracy."""
     import jax.numpy as jnp
@@ -281,6 +256,18 @@ def _scripted_accuracy(monkeypatch, accuracy):
         return step
 
     monkeypatch.setattr(training, "make_train_step", scripted)
+
+
+def test_training_stops_after_a_run_of_perfect_steps(tiny_experiment, tmp_path, monkeypatch):
+    """With stop_after_perfect=N, training ends N steps into an unbroken run of exact hard
+    rollouts, and the history holds only the steps taken."""
+    # a perfect step, a miss, then perfection from step 4
+    _scripted_accuracy(monkeypatch, [0.5, 1.0, 0.9] + [1.0] * 30)
+    cfg = tiny_experiment
+    cfg["training"].update(steps=20, stop_after_perfect=5, checkpoint_every=1000)
+    r = _train(cfg, tmp_path)
+    assert len(r["history"]["hard_accuracy"]) == 3 + 5
+    assert r["metadata"]["step"] == 8 and r["timing"]["steps_run"] == 8
 
 
 def test_a_validated_stop_waits_for_the_larger_grid(tiny_experiment, tmp_path, monkeypatch):
