@@ -792,7 +792,10 @@ def train(
                     log(f"{held}, and exact on {where}; stopping")
                     validated_params = before  # the step's metrics (and its check) are its starting params'
                     break
-                log(f"{held}, {metrics['validation_accuracy']:.2%} of cells right on {where}; training on")
+                # six significant digits: a near miss must not print as 100%
+                log(
+                    f"{held}, {100 * metrics['validation_accuracy']:.6g}% of cells right on {where}; training on"
+                )
         if restart_after:
             reached = reached or metrics.get(goal["metric"], -math.inf) >= goal["at_least"]
             if not reached and done - attempt_start >= restart_after and done < total:
