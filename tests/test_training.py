@@ -17,10 +17,8 @@ from conftest import ROOT, compile_cache_env
 from morphogen import checkpoint, optimizers, training
 
 
-def _train(cfg, tmp_path, name="run", seed=0):
-    return training.train(
-        cfg, seed, experiment="tiny", preset="unit", progress_dir=tmp_path / name, log=lambda m: None
-    )
+def _train(cfg, tmp_path, name="run", seed=0, log=lambda m: None):
+    return training.train(cfg, seed, experiment="tiny", preset="unit", progress_dir=tmp_path / name, log=log)
 
 
 def test_a_few_training_steps_reduce_the_loss(tiny_experiment, tmp_path):
@@ -275,7 +273,7 @@ def test_a_validated_stop_waits_for_the_larger_grid(tiny_experiment, tmp_path, m
     step's circuit is also exact on the larger grid's rollouts: checked when the streak is
     reached and every `every` steps while it lasts, logged as validation_accuracy."""
     _scripted_accuracy(monkeypatch, [0.5] + [1.0] * 40)
-    verdicts = iter([0.97, 0.99, 1.0])
+    verdicts = iter([0.97, 0.999995, 1.0])  # the second misses a few cells in 200,000
     checked = []
 
     def scripted_validator(exp, exp_cfg, seed):
@@ -290,12 +288,16 @@ def test_a_validated_stop_waits_for_the_larger_grid(tiny_experiment, tmp_path, m
     cfg["training"].update(
         steps=30, stop_after_perfect=3, validate={"scale": 2, "trials": 2, "every": 2}, checkpoint_every=1000
     )
-    r = _train(cfg, tmp_path)
+    lines = []
+    r = _train(cfg, tmp_path, log=lines.append)
     v = r["history"]["validation_accuracy"]
     # exact from step 2: the streak reaches 3 at step 4, then checks at steps 6 and 8
     assert r["metadata"]["step"] == 8 and len(v) == 8 and len(checked) == 3
     np.testing.assert_array_equal(np.flatnonzero(~np.isnan(v)), [3, 5, 7])
-    np.testing.assert_allclose(v[[3, 5, 7]], [0.97, 0.99, 1.0])
+    np.testing.assert_allclose(v[[3, 5, 7]], [0.97, 0.999995, 1.0], rtol=1e-6)
+    # a near miss is logged as one, not rounded to 100%
+    missed = [m for m in lines if "training on" in m]
+    assert len(missed) == 2 and "97% of cells right" in missed[0] and "99.9995% of cells right" in missed[1]
     # the run delivers the circuit it validated (the stop step's starting params), not the
     # params that step's update left
     for x, y in zip(jax.tree.leaves(checked[-1]), jax.tree.leaves(r["params"]), strict=True):
