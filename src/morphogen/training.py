@@ -178,6 +178,16 @@ def polish(exp: Experiment, params, tcfg: dict, seed: int, log: Callable[[str], 
     return params, report
 
 
+# training.validate's defaults (config/schema.yaml documents them)
+VALIDATE_DEFAULTS = {"scale": 4, "trials": 32, "every": 10}
+
+
+def validate_settings(tcfg: dict) -> dict:
+    """``training.validate`` with its defaults filled in ({} without it)."""
+    vcfg = tcfg.get("validate")
+    return {**VALIDATE_DEFAULTS, **vcfg} if vcfg else {}
+
+
 def make_validator(exp: Experiment, exp_cfg: dict, seed: int) -> Callable[[Any], float] | None:
     """``training.validate``: ``validator(params) -> accuracy``, the mean accuracy of the hard
     circuit of ``params`` at the end of ``trials`` rollouts on the ``scale``x evaluation grid
@@ -189,7 +199,7 @@ def make_validator(exp: Experiment, exp_cfg: dict, seed: int) -> Callable[[Any],
     every cell; on a grid four times as wide a circuit can leave domains of the wrong phase that
     no border reaches in time, and the 14x14 training rollouts cannot tell the two apart."""
     tcfg = exp_cfg["training"]
-    vcfg = tcfg.get("validate")
+    vcfg = validate_settings(tcfg)
     if not vcfg:
         return None
     if exp.hard_step is None or tcfg.get("regime", "gradient") != "gradient" or "size" not in exp_cfg["task"]:
@@ -201,7 +211,7 @@ def make_validator(exp: Experiment, exp_cfg: dict, seed: int) -> Callable[[Any],
         raise ValueError(
             "training.validate checks the stop of training.stop_after_perfect, which is 0 or unset"
         )
-    scale, trials = int(vcfg.get("scale", 4)), int(vcfg.get("trials", 32))
+    scale, trials = int(vcfg["scale"]), int(vcfg["trials"])
     grid = tasks.evaluation_grid(exp_cfg, scale)
     task = tasks.make(exp_cfg["task"], channels=exp.family.channels(exp.model_cfg), grid=grid)
     n_steps = int(tcfg["rollout_steps"]) * scale
@@ -657,7 +667,7 @@ def train(
     # larger grid too (make_validator); checked when the streak is reached, then every
     # `every` steps while it lasts, and logged as validation_accuracy (NaN where not run).
     validator = make_validator(exp, exp_cfg, seed)
-    validate_every = int((tcfg.get("validate") or {}).get("every", 10))
+    validate_every = int(validate_settings(tcfg).get("every", 0))
     if validator is not None:
         metric_names.append("validation_accuracy")
     # Optional restarts: an attempt none of whose steps reached the goal (`restart_goal`, a
@@ -786,8 +796,8 @@ def train(
                 log(f"{held}; stopping")
                 break
             if "validation_accuracy" in metrics:
-                v = tcfg["validate"]
-                where = f"{v.get('trials', 32)} rollouts of the {v.get('scale', 4)}x grid"
+                v = validate_settings(tcfg)
+                where = f"{v['trials']} rollouts of the {v['scale']}x grid"
                 if metrics["validation_accuracy"] >= 1.0:
                     log(f"{held}, and exact on {where}; stopping")
                     validated_params = before  # the step's metrics (and its check) are its starting params'
