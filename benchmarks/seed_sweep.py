@@ -113,7 +113,9 @@ def run(
         soft = np.asarray(m["soft_loss"])[-1]
         log(
             f"  step {first + chunk}/{total}: exact so far {int(np.sum(np.any(acc >= 1, axis=0)))}/{len(seeds)};"
-            f" soft loss now {' '.join(f'{v:.3g}' for v in soft)} ({time.perf_counter() - t0:.0f} s)",
+            f" soft loss now {' '.join(f'{v:.3g}' for v in soft)}, hard loss at best"
+            f" {' '.join(f'{v:.3g}' for v in np.min(np.concatenate(hist['hard_loss']), axis=0))}"
+            f" ({time.perf_counter() - t0:.0f} s)",
         )
         if time.perf_counter() - t0 > deadline:
             log(f"  deadline of {deadline:.0f} s passed: stopping at step {first + chunk}")

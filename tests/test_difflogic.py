@@ -67,6 +67,35 @@ def test_pass_through_initialisation():
         assert np.all(np.delete(np.asarray(z), dl.PASS_THROUGH_GATE, axis=-1) == 0.0)
 
 
+def test_truth_table_gates_mix_their_truth_tables_and_deploy_their_signs():
+    """A truth-table gate's 4 logits: its relaxation is the multilinear interpolation of the
+    truth table of their sigmoids, and the deployed gate outputs 1 where its logit is positive."""
+    z = jax.random.normal(jax.random.key(0), (64, 4)) * 3
+    log_p = dl.gate_logits(z)
+    np.testing.assert_allclose(np.exp(np.asarray(log_p)).sum(-1), 1.0, rtol=1e-5)
+    t = np.asarray(jax.nn.sigmoid(z))
+    coef = np.asarray(jax.nn.softmax(log_p) @ jnp.asarray(dl.AFFINE))
+    for a, b in BOOL_PAIRS + [(0.3, 0.8)]:
+        soft = coef[:, 0] + coef[:, 1] * a + coef[:, 2] * b + coef[:, 3] * a * b
+        want = t[:, 0] * (1 - a) * (1 - b) + t[:, 1] * (1 - a) * b + t[:, 2] * a * (1 - b) + t[:, 3] * a * b
+        np.testing.assert_allclose(soft, want, atol=1e-6)
+    deployed = np.asarray(jnp.argmax(log_p, -1))
+    for i, op in enumerate(deployed):
+        assert EXPECTED[int(op)] == tuple(int(v) for v in np.asarray(z[i]) > 0)
+
+
+def test_truth_table_initialisation_is_the_pass_through_circuit():
+    cfg = {**TINY_MODEL, "gate_parametrisation": "truth_table", "pass_through_logit": 6.0}
+    params = dl.init(jax.random.key(0), cfg)
+    for z in jax.tree.leaves(params["logits"]):
+        assert z.shape[-1] == 4
+        np.testing.assert_array_equal(np.asarray(z[..., :]), np.broadcast_to([-6.0, -6.0, 6.0, 6.0], z.shape))
+    assert all(np.all(np.asarray(o) == dl.PASS_THROUGH_GATE) for o in jax.tree.leaves(dl.hard_ops(params)))
+    assert dl.summary(params, cfg)["gates_active"] == 0
+    with pytest.raises(ValueError, match="model.gate_parametrisation must be one of operations, truth_table"):
+        dl.validate({**TINY_MODEL, "gate_parametrisation": "bits"})
+
+
 def test_per_kernel_wiring_groups_the_neighbours_differently_in_each_kernel():
     """perception_wiring: per_kernel draws the second perception layer's pairs per kernel: each
     kernel still reads every first-layer gate, kernels pair them differently, and the rest of
@@ -150,11 +179,19 @@ def _random_logits(params, key):
     return out
 
 
-@pytest.mark.parametrize("wiring", ["shared", "per_kernel", "learned"])
+@pytest.mark.parametrize(
+    "wiring,form",
+    [
+        ("shared", "operations"),
+        ("per_kernel", "operations"),
+        ("learned", "operations"),
+        ("shared", "truth_table"),
+    ],
+)
 @pytest.mark.parametrize("periodic", [False, True])
-def test_one_hot_circuit_is_the_same_soft_and_hard(periodic, wiring):
+def test_one_hot_circuit_is_the_same_soft_and_hard(periodic, wiring, form):
     """Soft mode with hardened (one-hot) logits equals the bit-packed hard circuit, exactly."""
-    cfg = {**TINY_MODEL, "periodic": periodic, "perception_wiring": wiring}
+    cfg = {**TINY_MODEL, "periodic": periodic, "perception_wiring": wiring, "gate_parametrisation": form}
     params = _random_logits(dl.init(jax.random.key(1), cfg), jax.random.key(2))
     state = jax.random.randint(jax.random.key(3), (3, 9, 7, 4), 0, 2).astype(jnp.float32)
     soft = jax.jit(lambda p, x: dl.step(dl.harden(p), x, None, cfg))(params, state)

@@ -75,24 +75,28 @@ HOLDING_GATE = {"at": 3, "below": 1e-6, "max_wait": 12}
 
 
 @pytest.mark.parametrize(
-    "relaxation,skip_spikes,wiring,gate",
+    "relaxation,skip_spikes,wiring,gate,form",
     [
-        ("softmax", None, "shared", None),
-        ("gumbel_st", None, "shared", None),
-        ("mixed_st", 1.5, "shared", None),
-        ("mixed_st", None, "learned", None),
-        ("mixed_st", None, "shared", HOLDING_GATE),
+        ("softmax", None, "shared", None, "operations"),
+        ("gumbel_st", None, "shared", None, "operations"),
+        ("mixed_st", 1.5, "shared", None, "operations"),
+        ("mixed_st", None, "learned", None, "operations"),
+        ("mixed_st", None, "shared", HOLDING_GATE, "operations"),
+        ("mixed_st", None, "shared", None, "truth_table"),
     ],
 )
 def test_resume_from_a_checkpoint_equals_an_uninterrupted_run(
-    tiny_experiment, tmp_path, relaxation, skip_spikes, wiring, gate
+    tiny_experiment, tmp_path, relaxation, skip_spikes, wiring, gate, form
 ):
     """Also with a training method that draws noise every step (gumbel_st's Gumbel noise,
     mixed_st's choice of hard gates): the draws come from the step's key, not from state; with
     the spike guard, whose running norm is optimizer state (a factor of 1.5 skips steps); with
     learned perception wiring (its wire logits are trained params, its choices drawn); and with
-    a schedule gate holding the hardening when the run is cut (its clock is state)."""
-    tiny_experiment["model"].update(relaxation=relaxation, pass_through_logit=2.0, perception_wiring=wiring)
+    a schedule gate holding the hardening when the run is cut (its clock is state); and with
+    truth-table gates (4 logits a gate)."""
+    tiny_experiment["model"].update(
+        relaxation=relaxation, pass_through_logit=2.0, perception_wiring=wiring, gate_parametrisation=form
+    )
     tiny_experiment["training"]["optimizer"]["skip_spikes"] = skip_spikes
     if relaxation == "mixed_st":
         tiny_experiment["model"].update(hard_fraction=1.0, hard_fraction_start=3, hard_fraction_steps=10)

@@ -21,7 +21,11 @@ Hard rollouts additionally pack 32 cells into the bits of one ``uint32`` word an
 gate as a bitwise expression (its algebraic normal form), 32 cells per instruction.
 
 Parameters are a pytree ``{"logits": ..., "wires": ...}``; the wires are integer arrays that are
-never trained (training differentiates floating leaves only). With ``perception_wiring:
+never trained (training differentiates floating leaves only). A gate's logits are 16, one per
+operation (``model.gate_parametrisation: operations``, the reference), or 4, one per input
+combination (``truth_table``, after Rüttgers et al., 2025: the logit of the gate's output there
+being 1); :func:`gate_logits` turns the latter into the 16 operations' log-probabilities that
+every method and the hard circuit read, so the two differ in what training descends only. With ``perception_wiring:
 learned`` a third entry, ``"wire_logits"``, holds per perception layer after the first a
 ``(2, K, out, in)`` logit per gate input and input it may read: training mixes the inputs by
 their softmax (or reads the argmax, straight-through, where the method makes a gate discrete),
@@ -112,6 +116,20 @@ AFFINE = _affine_coefficients()
 ANF = _anf_coefficients()
 
 
+def gate_logits(z):
+    """A gate's logits over the 16 operations: ``(..., 16)`` logits as they are; ``(..., 4)``
+    truth-table logits (``model.gate_parametrisation: truth_table``, one per input combination
+    (0,0), (0,1), (1,0), (1,1), each the logit of the gate's output there being 1) as the
+    log-probabilities of the 16 operations that independent output bits of probability
+    ``sigmoid(z)`` make. Their softmax is that product distribution, whose mixture is the
+    multilinear interpolation of the truth table ``sigmoid(z)``; their argmax the operation whose
+    bits are ``z > 0``."""
+    if z.shape[-1] == 16:
+        return z
+    table = jnp.asarray(TRUTH_TABLES, z.dtype)  # (16, 4)
+    return jax.nn.log_sigmoid(z) @ table.T + jax.nn.log_sigmoid(-z) @ (1 - table).T
+
+
 def relaxed_gate(op: int, a, b):
     """The real-valued relaxation of gate ``op`` (e.g. XOR = a + b - 2ab)."""
     c = AFFINE[op]
@@ -159,6 +177,11 @@ def validate(cfg: dict) -> None:
     method = cfg.get("relaxation", "softmax")
     if method not in RELAXATIONS:
         raise ValueError(f"model.relaxation must be one of {', '.join(RELAXATIONS)}, got {method!r}")
+    form = cfg.get("gate_parametrisation", "operations")
+    if form not in PARAMETRISATIONS:
+        raise ValueError(
+            f"model.gate_parametrisation must be one of {', '.join(PARAMETRISATIONS)}, got {form!r}"
+        )
     wiring = cfg.get("perception_wiring", "shared")
     if wiring not in WIRINGS:
         raise ValueError(f"model.perception_wiring must be one of {', '.join(WIRINGS)}, got {wiring!r}")
@@ -188,7 +211,13 @@ def init(key: jax.Array, cfg: dict) -> dict:
     pass_value = float(cfg.get("pass_through_logit", 10.0))
     n_kernels = cfg["perception_kernels"]
 
+    truth_table = cfg.get("gate_parametrisation", "operations") == "truth_table"
+
     def logits(shape, gate=PASS_THROUGH_GATE):
+        if truth_table:  # the gate's truth table, each output bit's logit +-pass_value
+            return jnp.asarray(
+                np.broadcast_to(pass_value * (2.0 * TRUTH_TABLES[gate] - 1.0), (*shape, 4)), jnp.float32
+            )
         z = np.zeros((*shape, 16), np.float32)
         z[..., gate] = pass_value
         return jnp.asarray(z)
@@ -236,7 +265,7 @@ def harden(params: dict) -> dict:
     """Params whose softmax is exactly the one-hot argmax: soft code, hard circuit."""
 
     def one(z):
-        return jnp.where(jax.nn.one_hot(jnp.argmax(z, -1), 16, dtype=bool), 0.0, -jnp.inf)
+        return jnp.where(jax.nn.one_hot(jnp.argmax(gate_logits(z), -1), 16, dtype=bool), 0.0, -jnp.inf)
 
     return {"logits": jax.tree.map(one, params["logits"]), "wires": deployed_wires(params)}
 
@@ -257,7 +286,7 @@ def deployed_wires(params: dict) -> dict:
 
 def hard_ops(params: dict) -> dict:
     """The argmax gate index of every gate (the circuit that hard mode runs)."""
-    return jax.tree.map(lambda z: jnp.argmax(z, -1), params["logits"])
+    return jax.tree.map(lambda z: jnp.argmax(gate_logits(z), -1), params["logits"])
 
 
 def _coefficients(weights):
@@ -273,7 +302,7 @@ def _layer_weights(params: dict, part: str) -> list:
             params["surrogate"][part] if params.get("surrogate") else [None] * len(params["weights"][part])
         )
         return list(zip(params["weights"][part], surrogate))
-    return [(jax.nn.softmax(z, axis=-1), None) for z in params["logits"][part]]
+    return [(jax.nn.softmax(gate_logits(z), axis=-1), None) for z in params["logits"][part]]
 
 
 def _gate(c, a, b):
@@ -378,6 +407,7 @@ def _layer(w, surrogate, a, b, expand):
 # --------------------------------------------------------------------------- training methods
 
 RELAXATIONS = ("softmax", "gumbel_st", "hard_st", "mixed_st")
+PARAMETRISATIONS = ("operations", "truth_table")
 WIRINGS = ("shared", "per_kernel", "learned")
 
 
@@ -439,6 +469,7 @@ def relax(params: dict, key: jax.Array, step, cfg: dict) -> dict:
     if method == "softmax" and plain and not state_noise:
         return params  # the reference: temperature 1
     leaves, tree = jax.tree.flatten(params["logits"])
+    leaves = [gate_logits(z) for z in leaves]
     keys = jax.random.split(key, len(leaves)) if key is not None else [None] * len(leaves)
 
     def noisy(z, k):
@@ -535,8 +566,9 @@ def sampled_ops(params: dict, key: jax.Array, cfg: dict) -> dict:
     """The gate index of every gate in the circuit that :func:`relax` samples with ``key`` (for
     gumbel_st and hard_st the forward pass's one-hot choices; otherwise the argmax)."""
     relaxed = relax(params, key, 0, cfg)
-    chosen = relaxed.get("weights", params["logits"])
-    return jax.tree.map(lambda w: jnp.argmax(w, axis=-1), chosen)
+    if "weights" not in relaxed:
+        return hard_ops(params)
+    return jax.tree.map(lambda w: jnp.argmax(w, axis=-1), relaxed["weights"])
 
 
 # --------------------------------------------------------------------------- soft/hard (float)
@@ -626,7 +658,7 @@ def unpack_bits(x, n: int):
 
 def _masks(logits):
     """(..., 16) logits -> (..., 4) uint32 all-ones/all-zero masks of the argmax gate's ANF."""
-    anf = jnp.asarray(ANF)[jnp.argmax(logits, -1)]
+    anf = jnp.asarray(ANF)[jnp.argmax(gate_logits(logits), -1)]
     return jnp.uint32(0) - anf  # 1 -> 0xFFFFFFFF
 
 
@@ -713,6 +745,8 @@ def summary(params: dict, cfg: dict) -> dict[str, int]:
 def polish(params: dict, objective: Callable, cfg: dict, log: Callable[[str], None]) -> tuple[dict, dict]:
     """``training.polish``: :func:`morphogen.models.logic_polish.repair` on the circuit's
     deployed wiring."""
+    # the search switches operations: truth-table logits become the operations' log-probabilities
+    params = {**params, "logits": jax.tree.map(gate_logits, params["logits"])}
     return repair(params, deployed_wires(params), objective, cfg, log)
 
 
