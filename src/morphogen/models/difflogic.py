@@ -25,10 +25,10 @@ never trained (training differentiates floating leaves only). A gate's logits ar
 operation (``model.gate_parametrisation: operations``, the reference), or 4, one per input
 combination (``truth_table``, after Rüttgers et al., 2025: the logit of the gate's output there
 being 1); :func:`gate_logits` turns the latter into the 16 operations' log-probabilities that
-every method and the hard circuit read, so the two differ in what training descends only. With ``perception_wiring:
-learned`` a third entry, ``"wire_logits"``, holds per perception layer after the first a
-``(2, K, out, in)`` logit per gate input and input it may read: training mixes the inputs by
-their softmax (or reads the argmax, straight-through, where the method makes a gate discrete),
+every method and the hard circuit read, so the two differ in what training descends only.
+With ``perception_wiring: learned`` a third entry, ``"wire_logits"``, holds per perception
+layer after the first a ``(2, K, out, in)`` logit per gate input and input it may read:
+training mixes the inputs by their softmax (or reads the argmax, straight-through, where the method makes a gate discrete),
 and the deployed circuit reads the argmax (:func:`deployed_wires`).
 
 Training methods (``model.relaxation``), applied once per training step by :func:`relax`:
