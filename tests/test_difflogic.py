@@ -89,7 +89,7 @@ def test_truth_table_initialisation_is_the_pass_through_circuit():
     params = dl.init(jax.random.key(0), cfg)
     for z in jax.tree.leaves(params["logits"]):
         assert z.shape[-1] == 4
-        np.testing.assert_array_equal(np.asarray(z[..., :]), np.broadcast_to([-6.0, -6.0, 6.0, 6.0], z.shape))
+        np.testing.assert_array_equal(np.asarray(z), np.broadcast_to([-6.0, -6.0, 6.0, 6.0], z.shape))
     assert all(np.all(np.asarray(o) == dl.PASS_THROUGH_GATE) for o in jax.tree.leaves(dl.hard_ops(params)))
     assert dl.summary(params, cfg)["gates_active"] == 0
     with pytest.raises(ValueError, match="model.gate_parametrisation must be one of operations, truth_table"):

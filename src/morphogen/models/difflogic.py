@@ -28,8 +28,9 @@ being 1); :func:`gate_logits` turns the latter into the 16 operations' log-proba
 every method and the hard circuit read, so the two differ in what training descends only.
 With ``perception_wiring: learned`` a third entry, ``"wire_logits"``, holds per perception
 layer after the first a ``(2, K, out, in)`` logit per gate input and input it may read:
-training mixes the inputs by their softmax (or reads the argmax, straight-through, where the method makes a gate discrete),
-and the deployed circuit reads the argmax (:func:`deployed_wires`).
+training mixes the inputs by their softmax (or reads the argmax, straight-through, where the
+method makes a gate discrete), and the deployed circuit reads the argmax
+(:func:`deployed_wires`).
 
 Training methods (``model.relaxation``), applied once per training step by :func:`relax`:
 
@@ -210,7 +211,6 @@ def init(key: jax.Array, cfg: dict) -> dict:
     k_wire, _ = jax.random.split(key)
     pass_value = float(cfg.get("pass_through_logit", 10.0))
     n_kernels = cfg["perception_kernels"]
-
     truth_table = cfg.get("gate_parametrisation", "operations") == "truth_table"
 
     def logits(shape, gate=PASS_THROUGH_GATE):
