@@ -156,6 +156,26 @@ def test_learned_wiring_trains_each_input_choice_and_deploys_its_argmax():
         assert all(float(jnp.abs(g).max()) > 0 for g in jax.tree.leaves(grads)), method
 
 
+@pytest.mark.parametrize("form", ["operations", "truth_table"])
+def test_confident_hardening_runs_the_most_decided_gates_discrete(form):
+    """mixed_st with hard_choice: confident runs exactly the share of each layer's gates whose
+    top operation leads most as their argmax, and the rest as their mixture."""
+    cfg = {**TINY_MODEL, "gate_parametrisation": form}
+    params = _random_logits(dl.init(jax.random.key(1), cfg), jax.random.key(2))
+    method = {**cfg, "relaxation": "mixed_st", "hard_fraction": 0.5, "hard_fraction_steps": 4}
+    method["hard_choice"] = "confident"
+    relaxed = dl.relax(params, jax.random.key(3), 2, method)  # half way: a quarter hard
+    for z, w in zip(jax.tree.leaves(params["logits"]), jax.tree.leaves(relaxed["weights"])):
+        top2 = np.sort(np.asarray(dl.gate_logits(z)), -1)[..., -2:]
+        margin = (top2[..., 1] - top2[..., 0]).ravel()
+        one_hot = (np.asarray(w).max(-1) == 1.0).ravel()
+        n_hard = round(0.25 * margin.size)
+        assert one_hot.sum() == n_hard
+        assert set(np.flatnonzero(one_hot)) == set(np.argsort(-margin)[:n_hard])
+    with pytest.raises(ValueError, match="model.hard_choice"):
+        dl.validate({**TINY_MODEL, "hard_choice": "most"})
+
+
 def test_paper_circuit_has_3040_gates():
     assert dl.gate_count(PAPER_SYNC["model"]) == {"perception": 224, "update": 2816, "total": 3040}
     params = dl.init(jax.random.key(0), PAPER_SYNC["model"])

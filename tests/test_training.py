@@ -494,6 +494,31 @@ def test_a_gradient_spike_is_skipped_and_a_lasting_change_of_scale_is_not():
     assert skipped[0] == 1.0 and 0 < sum(skipped) < 40 and skipped[-10:] == [0.0] * 10
 
 
+def test_weight_decay_stops_after_weight_decay_steps():
+    """optimizer.weight_decay_steps: the first updates are AdamW's, decay included, bit for bit;
+    after them the decay is off: under zero gradients (with b1 = 0, Adam's step is then zero)
+    the params stay where they are, where AdamW's go on shrinking."""
+    import jax.numpy as jnp
+    import optax
+
+    ocfg = {"lr": 0.1, "b1": 0.0, "b2": 0.99, "weight_decay": 0.5}
+    cut = optimizers.make_optimizer({**ocfg, "weight_decay_steps": 3}, 100)
+    full = optimizers.make_optimizer(ocfg, 100)
+    p_cut = p_full = {"w": jnp.asarray([1.0, -2.0, 4.0])}
+    s_cut, s_full = cut.init(p_cut), full.init(p_full)
+    for i in range(6):
+        g = {"w": jnp.asarray([0.3, -0.1, 0.2]) if i < 3 else jnp.zeros(3)}
+        u_cut, s_cut = cut.update(g, s_cut, p_cut)
+        u_full, s_full = full.update(g, s_full, p_full)
+        before = np.asarray(p_cut["w"])
+        p_cut, p_full = optax.apply_updates(p_cut, u_cut), optax.apply_updates(p_full, u_full)
+        if i < 3:
+            np.testing.assert_array_equal(np.asarray(p_cut["w"]), np.asarray(p_full["w"]))
+        else:
+            np.testing.assert_array_equal(np.asarray(p_cut["w"]), before)
+            assert np.all(np.abs(np.asarray(p_full["w"])) < np.abs(before))
+
+
 def test_the_seed_sweep_trains_each_seed_as_train_does(tiny_experiment, tmp_path):
     """benchmarks/seed_sweep.py maps the training step over seeds in one program: each seed's
     losses are those of its own run (up to the batched program's float reassociation), and its

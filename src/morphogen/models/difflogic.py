@@ -47,6 +47,8 @@ Training methods (``model.relaxation``), applied once per training step by :func
 * ``mixed_st``: each gate runs its argmax (straight-through) with probability ``hard_fraction``
   (a fresh draw per gate and training step, the share rising over ``hard_fraction_steps``), else
   its softmax mixture: the mixture must keep working whichever of its gates are made discrete.
+  With ``hard_choice: confident`` the share is not drawn at random: it is each layer's gates
+  whose top operation leads most, so the undecided gates are the last to run discrete.
 
 Two options change softmax and mixed_st: ``noise_scale`` adds Gumbel noise to the logits (the
 mixture becomes a Gumbel softmax, mixed_st's discrete gates samples), and ``backward_mass``
@@ -183,6 +185,9 @@ def validate(cfg: dict) -> None:
         raise ValueError(
             f"model.gate_parametrisation must be one of {', '.join(PARAMETRISATIONS)}, got {form!r}"
         )
+    choice = cfg.get("hard_choice", "random")
+    if choice not in HARD_CHOICES:
+        raise ValueError(f"model.hard_choice must be one of {', '.join(HARD_CHOICES)}, got {choice!r}")
     wiring = cfg.get("perception_wiring", "shared")
     if wiring not in WIRINGS:
         raise ValueError(f"model.perception_wiring must be one of {', '.join(WIRINGS)}, got {wiring!r}")
@@ -407,6 +412,7 @@ def _layer(w, surrogate, a, b, expand):
 # --------------------------------------------------------------------------- training methods
 
 RELAXATIONS = ("softmax", "gumbel_st", "hard_st", "mixed_st")
+HARD_CHOICES = ("random", "confident")
 PARAMETRISATIONS = ("operations", "truth_table")
 WIRINGS = ("shared", "per_kernel", "learned")
 
@@ -493,7 +499,7 @@ def relax(params: dict, key: jax.Array, step, cfg: dict) -> dict:
             forward.append(soft)
         elif method == "mixed_st":
             # each gate runs its argmax with probability p (straight-through), else its mixture
-            pick = jax.random.bernoulli(k, hard_fraction_at(cfg, step), z.shape[:-1])[..., None]
+            pick = _hard_pick(zz, k, hard_fraction_at(cfg, step), cfg.get("hard_choice", "random"))
             forward.append(jnp.where(pick, jax.nn.one_hot(jnp.argmax(zz, axis=-1), 16, dtype=z.dtype), soft))
         else:  # gumbel_st, hard_st: the (sampled) argmax circuit
             forward.append(jax.nn.one_hot(jnp.argmax(zz, axis=-1), 16, dtype=z.dtype))
@@ -510,6 +516,22 @@ def relax(params: dict, key: jax.Array, step, cfg: dict) -> dict:
     if state_noise:
         out["state_noise"] = state_noise  # a Python float: the training rollout's steps read it
     return out
+
+
+def _hard_pick(z, key, share, choice: str):
+    """mixed_st: which gates of one layer's ``(..., 16)`` logits run their argmax in this
+    training step, as a ``(..., 1)`` mask: a fresh random ``share`` of them (``random``), or the
+    ``share`` of them whose top operation leads its runner-up by most (``confident``; ties,
+    such as the pass-through start's, broken at random), so the least decided gates stay
+    relaxed longest and the others run as the circuit that will be deployed."""
+    if choice == "random":
+        return jax.random.bernoulli(key, share, z.shape[:-1])[..., None]
+    top2 = jax.lax.top_k(jax.lax.stop_gradient(z), 2)[0]
+    margin = (top2[..., 0] - top2[..., 1]).ravel()
+    margin = margin + 1e-3 * jax.random.uniform(key, margin.shape, margin.dtype)
+    rank = jnp.argsort(jnp.argsort(-margin))  # 0 for the most decided gate
+    n_hard = jnp.round(share * margin.size)
+    return (rank < n_hard).reshape(z.shape[:-1])[..., None]
 
 
 @jax.custom_vjp
