@@ -51,23 +51,6 @@ def skip_spikes(
     return optax.GradientTransformation(init, update)
 
 
-def decay_for(weight_decay: float, steps: int) -> optax.GradientTransformation:
-    """AdamW's decoupled weight decay (``weight_decay`` x params added to the update, before the
-    learning rate scales it) for the first ``steps`` updates, then none. A circuit of logic gates
-    may need the decay to leave its initial circuit and be held back by it later, when the decay
-    pulls every settled gate back towards an undecided mixture."""
-
-    def init(params):
-        return optax.ScaleByScheduleState(count=jnp.zeros([], jnp.int32))
-
-    def update(updates, state, params=None):
-        rate = jnp.where(state.count < steps, weight_decay, 0.0)
-        updates = jax.tree.map(lambda u, p: u + rate * p, updates, params)
-        return updates, optax.ScaleByScheduleState(count=optax.safe_int32_increment(state.count))
-
-    return optax.GradientTransformation(init, update)
-
-
 def learning_rate(ocfg: dict, total_steps: int):
     """``training.optimizer``'s learning rate: a number, or a schedule (a function of the step)."""
     lr = ocfg["lr"]
@@ -107,12 +90,12 @@ def make_optimizer(ocfg: dict, total_steps: int, rate_outside: bool = False) -> 
         parts.append(optax.clip(float(ocfg["clip"])))
     if ocfg.get("clip_norm") is not None:
         parts.append(optax.clip_by_global_norm(float(ocfg["clip_norm"])))
-    if ocfg.get("weight_decay_steps") is None:
-        parts.append(optax.adamw(lr_fn, b1=ocfg["b1"], b2=ocfg["b2"], weight_decay=ocfg["weight_decay"]))
-    else:  # AdamW, its decay applied to the first weight_decay_steps updates only
-        parts.append(optax.scale_by_adam(b1=ocfg["b1"], b2=ocfg["b2"]))
-        parts.append(decay_for(float(ocfg["weight_decay"]), int(ocfg["weight_decay_steps"])))
-        parts.append(optax.scale_by_learning_rate(lr_fn))
+    decay: Any = ocfg["weight_decay"]
+    if ocfg.get("weight_decay_steps") is not None:
+        # a gate circuit may need the decay to leave its initial circuit and be held back by it
+        # later, when it pulls every settled gate back towards an undecided mixture
+        decay = optax.piecewise_constant_schedule(float(decay), {int(ocfg["weight_decay_steps"]): 0.0})
+    parts.append(optax.adamw(lr_fn, b1=ocfg["b1"], b2=ocfg["b2"], weight_decay=decay))
     chain = optax.chain(*parts)
     if ocfg.get("skip_spikes") is not None:
         return skip_spikes(chain, float(ocfg["skip_spikes"]))
