@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from conftest import TINY_MODEL
 
-from morphogen import methods, tasks, training
+from morphogen import methods, rng, tasks, training
 from morphogen.models import difflogic as dl
 
 
@@ -26,6 +26,7 @@ def _with_ops(params, ops):
 
 PARAMS = _random_logits(dl.init(jax.random.key(1), TINY_MODEL), jax.random.key(2))
 STATE = jax.random.randint(jax.random.key(3), (3, 9, 7, TINY_MODEL["channels"]), 0, 2).astype(jnp.float32)
+KEY = jax.random.key(4)  # a polish search's own draws
 GUMBEL = {**TINY_MODEL, "relaxation": "gumbel_st", "temperature": 1.0, "noise_scale": 1.0}
 
 
@@ -377,7 +378,7 @@ def test_polish_repairs_a_circuit_one_gate_short():
     assert broken is not None
     before = float(objective(broken, True))
     cfg = {"candidates": 64, "max_changes": 5, "chunk": 32}
-    repaired, report = dl.polish(broken, objective, cfg, log=lambda m: None)
+    repaired, report = dl.polish(broken, objective, cfg, KEY, log=lambda m: None)
     assert report["objective_before"] == before > 0
     assert report["objective_after"] == 0.0 == float(objective(dl.harden(repaired), True))
     assert 1 <= report["changes"] <= 5
@@ -387,12 +388,91 @@ def test_polish_repairs_a_circuit_one_gate_short():
         for a, b in zip(jax.tree.leaves(broken["logits"]), jax.tree.leaves(repaired["logits"]))
     )
     assert changed == report["changes"] and repaired["wires"] is broken["wires"]
-    again, _ = dl.polish(broken, objective, cfg, log=lambda m: None)
+    again, _ = dl.polish(broken, objective, cfg, KEY, log=lambda m: None)
     for a, b in zip(jax.tree.leaves(again["logits"]), jax.tree.leaves(repaired["logits"])):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     # an exact circuit is left as it is
-    same, none = dl.polish(reference, objective, cfg, log=lambda m: None)
+    same, none = dl.polish(reference, objective, cfg, KEY, log=lambda m: None)
     assert none["changes"] == 0 and none["objective_after"] == 0.0
+
+
+def _broken(reference, objective, n_broken: int):
+    """``reference`` with its first ``n_broken`` update gates (of the first update layer) whose
+    switch to AND (OR where it is AND) changes the rollout switched so."""
+    ops = dl.hard_ops(reference)
+    trial = jax.tree.map(lambda o: o, ops)
+    trial["update"] = list(trial["update"])
+    switched = 0
+    for g in range(ops["update"][0].shape[0]):
+        one = jax.tree.map(lambda o: o, ops)
+        one["update"] = list(one["update"])
+        new = 1 if int(ops["update"][0][g]) != 1 else 7
+        one["update"][0] = one["update"][0].at[g].set(new)
+        if float(objective(_with_ops(reference, one), True)) > 0:
+            trial["update"][0] = trial["update"][0].at[g].set(new)
+            switched += 1
+            if switched == n_broken:
+                break
+    return _with_ops(reference, trial)
+
+
+def test_evolving_polish_drifts_to_an_exact_circuit_and_is_deterministic():
+    """search: evolve: a circuit with four gates switched away from a reference circuit evolves
+    (random switches, the best of the offspring kept when it is no worse) into one whose hard
+    rollout is the reference's; the report counts the gates that differ from the trained
+    circuit's; the same key evolves the same circuit; an exact circuit is left alone."""
+    reference = _with_ops(PARAMS, dl.hard_ops(PARAMS))
+    x = STATE
+    for _ in range(3):
+        x = dl.hard_step(reference, x, None, TINY_MODEL)
+    objective = _rollout_objective(x)
+    broken = _broken(reference, objective, 4)
+    before = float(objective(broken, True))
+    assert before > 0
+    cfg = {"search": "evolve", "offspring": 16, "mutations": 1, "generations": 400}
+    evolved, report = dl.polish(broken, objective, cfg, KEY, log=lambda m: None)
+    assert report["objective_before"] == before
+    assert report["objective_after"] == 0.0 == float(objective(dl.harden(evolved), True))
+    assert 1 <= report["generations"] < 400
+    changed = sum(
+        int(np.sum(np.any(np.asarray(a) != np.asarray(b), axis=-1)))
+        for a, b in zip(jax.tree.leaves(broken["logits"]), jax.tree.leaves(evolved["logits"]))
+    )
+    assert changed == report["changes"] >= 1 and evolved["wires"] is broken["wires"]
+    again, same_report = dl.polish(broken, objective, cfg, KEY, log=lambda m: None)
+    assert same_report["generations"] == report["generations"]
+    for a, b in zip(jax.tree.leaves(again["logits"]), jax.tree.leaves(evolved["logits"])):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    _, none = dl.polish(reference, objective, cfg, KEY, log=lambda m: None)
+    assert none["generations"] == 0 and none["changes"] == 0
+    with pytest.raises(
+        ValueError, match="training.polish.search must be one of gradient, evolve, got 'anneal'"
+    ):
+        dl.polish(broken, objective, {"search": "anneal"}, KEY, log=lambda m: None)
+
+
+def test_a_run_polished_by_evolution_delivers_the_circuit_its_report_scores(tiny_experiment, tmp_path):
+    """training.polish with search: evolve at the end of a run whose circuit is not exact: the
+    delivered circuit's hard loss on the polish's start states is the report's objective_after,
+    no higher than objective_before, after at most `generations` generations."""
+    cfg = tiny_experiment
+    cfg["training"]["polish"] = {
+        "search": "evolve",
+        "states": 2,
+        "offspring": 4,
+        "mutations": 2,
+        "generations": 30,
+    }
+    r = training.train(cfg, 0, experiment="tiny", preset="test", progress_dir=tmp_path)
+    report = r["metadata"]["polish"]
+    assert report["objective_before"] > 0  # 20 steps do not draw the checkerboard
+    assert report["objective_after"] <= report["objective_before"]
+    assert 1 <= report["generations"] <= 30
+    exp = training.build(cfg)
+    k_x, k_roll = jax.random.split(rng.stream(0, "polish"))
+    x0 = exp.task.initial_states(k_x, 2)
+    run = training.rollout_objective(exp, cfg["training"])
+    assert float(run(exp.hard_step, r["params"], x0, k_roll)[0]) == report["objective_after"]
 
 
 def test_polish_is_for_circuits_trained_by_gradient(tiny_experiment):

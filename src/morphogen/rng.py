@@ -18,6 +18,7 @@ STREAMS = {
     "trajectory": 7,  # the online regime's one trajectory (its start states)
     "polish": 8,  # the start states (and async masks) a trained circuit is polished on
     "validate": 9,  # the larger grid's start states (and async masks) a stop is checked on
+    "evolve": 10,  # the mutations of training.polish's evolutionary search
 }
 
 

@@ -170,7 +170,7 @@ def polish(exp: Experiment, params, tcfg: dict, seed: int, log: Callable[[str], 
     def objective(p, hard: bool):
         return run(exp.hard_step if hard else exp.step, p, x0, k_roll)[0]
 
-    params, report = exp.family.polish(params, objective, pcfg, log)
+    params, report = exp.family.polish(params, objective, pcfg, rng.stream(seed, "evolve"), log)
     hard = updates.rollout(
         exp.hard_step, exp.family.harden(params), x0, k_roll, exp.model_cfg, tcfg["rollout_steps"]
     )

@@ -36,9 +36,10 @@ class Family(NamedTuple):
     # each update, whether it fired or not (the growing NCA's alive masking, the advection NCA's
     # transport of mass); updates.wrap applies it
     post: Callable | None = None
-    # (params, objective, cfg, log) -> (params, report): a discrete search that repairs the
-    # trained circuit (training.polish); objective(params, hard) is the training loss on fixed
-    # start states, of the discrete circuit (hard) or of its relaxation at those params
+    # (params, objective, cfg, key, log) -> (params, report): a discrete search that repairs the
+    # trained circuit (training.polish, its settings; key: the search's own random draws);
+    # objective(params, hard) is the training loss on fixed start states, of the discrete
+    # circuit (hard) or of its relaxation at those params
     polish: Callable | None = None
 
 

@@ -66,8 +66,9 @@ the forward value is the chosen operation's, exactly; the backward pass uses the
 derivatives at the same inputs, towards its weights and towards the gate's inputs, so a chosen
 constant or wire does not cut the gradient of the gates upstream.
 
-After training, :func:`polish` (``training.polish``; the search is in ``logic_polish``) can
-repair the trained circuit as the discrete circuit it is, one gate switch at a time.
+After training, :func:`polish` (``training.polish``; the searches are in ``logic_polish``) can
+repair the trained circuit as the discrete circuit it is: one gate switch at a time, ranked by
+the gradient, or by neutral-drift evolution of its gates' operations.
 
 A relaxed params pytree is ``{"weights", "surrogate", "wires"}``: per gate, the one-hot
 operation of the forward pass and the 16 weights of the relaxation of the backward pass.
@@ -88,7 +89,7 @@ import numpy as np
 from morphogen import netlist
 from morphogen.models import Family
 from morphogen.models.logic_gather import kernel_rows, mixed_rows, rows
-from morphogen.models.logic_polish import repair
+from morphogen.models.logic_polish import evolve, repair
 from morphogen.models.logic_wiring import first_kernel_wires, kernel_wires, unique_pairs, unique_wires
 
 PASS_THROUGH_GATE = 3  # "A": the gate index that starts with a large logit
@@ -764,11 +765,24 @@ def summary(params: dict, cfg: dict) -> dict[str, int]:
     }
 
 
-def polish(params: dict, objective: Callable, cfg: dict, log: Callable[[str], None]) -> tuple[dict, dict]:
-    """``training.polish``: :func:`morphogen.models.logic_polish.repair` on the circuit's
-    deployed wiring."""
+POLISH_SEARCHES = ("gradient", "evolve")
+
+
+def polish(
+    params: dict, objective: Callable, cfg: dict, key: jax.Array, log: Callable[[str], None]
+) -> tuple[dict, dict]:
+    """``training.polish``: on the circuit's deployed wiring, ``search: gradient`` (the
+    default) is :func:`morphogen.models.logic_polish.repair`, ``search: evolve``
+    :func:`morphogen.models.logic_polish.evolve` (its mutations drawn from ``key``)."""
     # the search switches operations: truth-table logits become the operations' log-probabilities
     params = {**params, "logits": jax.tree.map(gate_logits, params["logits"])}
+    search = cfg.get("search", "gradient")
+    if search == "evolve":
+        return evolve(params, deployed_wires(params), objective, cfg, key, log)
+    if search != "gradient":
+        raise ValueError(
+            f"training.polish.search must be one of {', '.join(POLISH_SEARCHES)}, got {search!r}"
+        )
     return repair(params, deployed_wires(params), objective, cfg, log)
 
 

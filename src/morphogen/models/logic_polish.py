@@ -1,5 +1,7 @@
-"""Polishing a trained logic circuit (``training.polish``): a search over single gate switches,
-ranked by the relaxation's gradient and evaluated exactly on the discrete circuit."""
+"""Polishing a trained logic circuit (``training.polish``), as the discrete circuit it is deployed
+as: :func:`repair` searches single gate switches ranked by the relaxation's gradient;
+:func:`evolve` lets the circuit drift through switches that leave the objective as it is until a
+combination of them lowers it. Both evaluate every candidate exactly."""
 
 from __future__ import annotations
 
@@ -11,6 +13,33 @@ import jax.numpy as jnp
 import numpy as np
 
 from morphogen.netlist import GATE_NAMES
+
+
+def _flat_ops(params: dict) -> tuple[list, Callable, np.ndarray]:
+    """(leaves, unflat, ops): the per-layer (..., 16) logits, the inverse of concatenating
+    per-gate rows of all layers, and every gate's argmax operation in that order."""
+    leaves, tree = jax.tree.flatten(params["logits"])
+    sizes = [int(np.prod(z.shape[:-1])) for z in leaves]
+    bounds = np.cumsum([0, *sizes])
+
+    def unflat(flat):
+        return jax.tree.unflatten(
+            tree, [flat[bounds[i] : bounds[i + 1]].reshape(z.shape) for i, z in enumerate(leaves)]
+        )
+
+    ops = np.concatenate([np.asarray(jnp.argmax(z, -1)).reshape(-1) for z in leaves])
+    return leaves, unflat, ops
+
+
+def _switched_logits(
+    params: dict, leaves: list, unflat: Callable, trained: np.ndarray, ops: np.ndarray
+) -> dict:
+    """The trained logits, with each gate whose operation is now another's new operation
+    leading by 1."""
+    z = np.concatenate([np.asarray(x, np.float32).reshape(-1, 16) for x in leaves])
+    for gate in np.flatnonzero(ops != trained):
+        z[gate, ops[gate]] = z[gate].max() + 1.0
+    return {**params, "logits": unflat(jnp.asarray(z))}
 
 
 def repair(
@@ -33,14 +62,8 @@ def repair(
     n_cand = int(cfg.get("candidates", 2048))
     max_changes = int(cfg.get("max_changes", 20))
     chunk = min(n_cand, int(cfg.get("chunk", 512)))
-    leaves, tree = jax.tree.flatten(params["logits"])
-    sizes = [int(np.prod(z.shape[:-1])) for z in leaves]
-    bounds = np.cumsum([0, *sizes])
-
-    def unflat(flat):
-        return jax.tree.unflatten(
-            tree, [flat[bounds[i] : bounds[i + 1]].reshape(z.shape) for i, z in enumerate(leaves)]
-        )
+    leaves, unflat, ops = _flat_ops(params)
+    trained = ops.copy()
 
     def hard_objective(flat):
         return objective({"logits": unflat(flat), "wires": wires}, True)
@@ -55,7 +78,6 @@ def repair(
             lambda flat, g, o: hard_objective(flat.at[g].set(jax.nn.one_hot(o, 16))), in_axes=(None, 0, 0)
         )
     )
-    ops = np.concatenate([np.asarray(jnp.argmax(z, -1)).reshape(-1) for z in leaves])
     flat = jax.nn.one_hot(jnp.asarray(ops), 16, dtype=jnp.float32)
     start = current = float(score(flat))
     changes: list[tuple[int, int]] = []
@@ -83,11 +105,7 @@ def repair(
         changes.append((gate, op))
         log(f"polish: switched gate {gate} to {GATE_NAMES[op]}, objective {current:.4g} -> {values[j]:.4g}")
         current = float(values[j])
-    # the trained logits, with each switched gate's new operation leading by 1
-    z = np.concatenate([np.asarray(x, np.float32).reshape(-1, 16) for x in leaves])
-    for gate, op in changes:
-        z[gate, op] = z[gate].max() + 1.0
-    out = {**params, "logits": unflat(jnp.asarray(z))}
+    out = _switched_logits(params, leaves, unflat, trained, ops)
     report = {
         "objective_before": start,
         "objective_after": current,
@@ -95,3 +113,92 @@ def repair(
         "seconds": time.perf_counter() - t0,
     }
     return out, report
+
+
+def evolve(
+    params: dict, wires: dict, objective: Callable, cfg: dict, key: jax.Array, log: Callable[[str], None]
+) -> tuple[dict, dict]:
+    """Evolve a trained logic circuit, running on ``wires``, by neutral drift
+    (``training.polish.search: evolve``): a (1 + ``offspring``) evolution strategy on the gates'
+    operations, as Cartesian genetic programming evolves circuits.
+
+    A circuit a few cells short of exact is often a local minimum of single switches: on the
+    coloured G, none of the 69,000 (gate, operation) switches of one such circuit fixed its one
+    wrong bit. Most switches change nothing the objective sees (a gate no output depends on,
+    or an operation that agrees with the old one on every input the gate meets), and a
+    combination of them can. So each generation switches ``mutations`` random gates to a
+    random other operation in each of ``offspring`` copies of the circuit, evaluates every copy
+    exactly (the hard circuit's ``objective``), and the best copy (the first of equal ones)
+    replaces the circuit if its objective is no higher: ties are accepted, and the circuit
+    drifts through the switches it is indifferent to. Up to ``generations`` generations, until
+    the objective is 0. The drift switches most gates on its way; the switches the result does
+    not need (its objective is as low without them) are then undone, halves first. Deterministic
+    given ``key``. The returned logits differ from the trained ones only at the switched gates,
+    whose new operation leads by 1."""
+    offspring = int(cfg.get("offspring", 32))
+    mutations = int(cfg.get("mutations", 5))
+    generations = int(cfg.get("generations", 2000))
+    log_every = max(1, int(cfg.get("log_every", 500)))
+    leaves, unflat, trained = _flat_ops(params)
+    n = len(trained)
+
+    def hard_objective(ops):
+        return objective({"logits": unflat(jax.nn.one_hot(ops, 16, dtype=jnp.float32)), "wires": wires}, True)
+
+    @jax.jit
+    def generation(ops, k):
+        k_gate, k_op = jax.random.split(k)
+        gates = jax.random.randint(k_gate, (offspring, mutations), 0, n)
+        new = (ops[gates] + jax.random.randint(k_op, (offspring, mutations), 1, 16)) % 16
+        children = jax.vmap(lambda g, o: ops.at[g].set(o))(gates, new)
+        values = jax.vmap(hard_objective)(children)
+        j = jnp.argmin(values)
+        return children[j], values[j]
+
+    ops = jnp.asarray(trained, jnp.int32)
+    start = current = float(jax.jit(hard_objective)(ops))
+    t0 = time.perf_counter()
+    done = 0
+    while current > 0 and done < generations:
+        child, value = generation(ops, jax.random.fold_in(key, done))
+        done += 1
+        value = float(value)
+        if value <= current:
+            if value < current:
+                log(
+                    f"polish: generation {done}: objective {current:.4g} -> {value:.4g} ({time.perf_counter() - t0:.0f} s)"
+                )
+            ops, current = child, value
+        if done % log_every == 0:
+            log(
+                f"polish: generation {done}/{generations}: objective {current:.4g} ({time.perf_counter() - t0:.0f} s)"
+            )
+    drifted = int(np.sum(np.asarray(ops) != trained))
+    ops = _undo_unneeded(np.asarray(ops), trained, current, jax.jit(hard_objective))
+    out = _switched_logits(params, leaves, unflat, trained, ops)
+    report = {
+        "objective_before": start,
+        "objective_after": current,
+        "changes": int(np.sum(ops != trained)),
+        "drifted": drifted,
+        "generations": done,
+        "seconds": time.perf_counter() - t0,
+    }
+    return out, report
+
+
+def _undo_unneeded(ops: np.ndarray, trained: np.ndarray, value: float, objective: Callable) -> np.ndarray:
+    """``ops`` with every switch away from ``trained`` that ``objective`` does not need to stay at
+    ``value`` undone: the switched gates are tried in blocks, halving down to single gates, and
+    a block goes back to the trained operations where the objective stays at most ``value``."""
+    size = int(np.sum(ops != trained))
+    while size >= 1:
+        switched = np.flatnonzero(ops != trained)
+        for i in range(0, len(switched), size):
+            block = switched[i : i + size]
+            trial = ops.copy()
+            trial[block] = trained[block]
+            if float(objective(jnp.asarray(trial))) <= value:
+                ops = trial
+        size //= 2
+    return ops
