@@ -155,8 +155,9 @@ def evolve(
         j = jnp.argmin(values)
         return children[j], values[j]
 
+    score = jax.jit(hard_objective)  # the start's and the undoing's, compiled once
     ops = jnp.asarray(trained, jnp.int32)
-    start = current = float(jax.jit(hard_objective)(ops))
+    start = current = float(score(ops))
     t0 = time.perf_counter()
     done = 0
     while current > 0 and done < generations:
@@ -174,7 +175,7 @@ def evolve(
                 f"polish: generation {done}/{generations}: objective {current:.4g} ({time.perf_counter() - t0:.0f} s)"
             )
     drifted = int(np.sum(np.asarray(ops) != trained))
-    ops = _undo_unneeded(np.asarray(ops), trained, current, jax.jit(hard_objective))
+    ops = _undo_unneeded(np.asarray(ops), trained, current, score)
     out = _switched_logits(params, leaves, unflat, trained, ops)
     report = {
         "objective_before": start,
