@@ -1,11 +1,13 @@
 """The DiffLogic growth tasks: the lizard and the coloured G as drawn, their start states, a loss
 and a count of wrong cells that see the image's channels only, and the lizard's evaluation on a
-grid twice as wide for as many steps as training ran."""
+grid twice as wide for as many steps as training ran; and that a restarted run delivers the
+circuit of its best step whichever attempt it belongs to."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import TINY_MODEL
 from test_learning import preset_experiment
 
 from morphogen import evaluation, tasks, training
@@ -117,3 +119,31 @@ def test_quick_growth_stops_at_its_first_exact_step_and_keeps_that_circuit(tmp_p
     exp = training.build(cfg)
     ds = evaluation.rollout_dataset(exp, r["params"], cfg, 0, 1)
     assert ds.attrs["summary"]["cells_wrong_train"] == 0
+
+
+def test_a_restarted_run_delivers_its_best_circuit_on_the_wiring_of_that_steps_attempt(tmp_path):
+    """`quick`'s G restarts an attempt with no exact step from new initial params (a new wiring)
+    and keeps the best step of all attempts: the delivered circuit, rolled out, is wrong on as
+    many cells as that step's training rollout was, also when the step is an earlier attempt's."""
+    cfg = {
+        "family": "difflogic",
+        "task": LIZARD,
+        "model": {**TINY_MODEL, "pass_through_logit": 2.0, "periodic": True},
+        "update": {"mode": "sync"},
+        "training": {
+            "steps": 31,
+            "batch": 1,
+            "rollout_steps": 6,
+            "restart_after": 10,
+            "keep_best": "hard_accuracy",
+            "optimizer": {"lr": 0.2, "b1": 0.9, "b2": 0.99, "weight_decay": 0.01, "clip": 100.0},
+            "checkpoint_every": 1000,
+        },
+        "evaluation": {"trials": 1, "scales": [1]},
+    }
+    r = training.train(cfg, 2, experiment="tiny", preset="unit", progress_dir=tmp_path, log=lambda m: None)
+    h, k = r["history"], r["metadata"]["kept_step"]
+    assert r["metadata"]["attempt"] == 3 and h["hard_accuracy"][k] == np.max(h["hard_accuracy"])
+    assert h["attempt"][k] < 3  # this seed's best step is in an earlier attempt than its last
+    ds = evaluation.rollout_dataset(training.build(cfg), r["params"], cfg, 2, 1)
+    assert ds.attrs["summary"]["cells_wrong_train"] == h["hard_loss"][k]  # one channel, 0/1 cells
