@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import TINY_MODEL
+from conftest import TINY_MODEL, train_quietly
 from test_learning import preset_experiment
 
 from morphogen import evaluation, tasks, training
@@ -141,7 +141,7 @@ def test_a_restarted_run_delivers_its_best_circuit_on_the_wiring_of_that_steps_a
         },
         "evaluation": {"trials": 1, "scales": [1]},
     }
-    r = training.train(cfg, 2, experiment="tiny", preset="unit", progress_dir=tmp_path, log=lambda m: None)
+    r = train_quietly(cfg, tmp_path, seed=2)
     h, k = r["history"], r["metadata"]["kept_step"]
     assert r["metadata"]["attempt"] == 3 and h["hard_accuracy"][k] == np.max(h["hard_accuracy"])
     # the last attempt is one step, its initial circuit (integers: the same on any CPU), 100
