@@ -89,27 +89,34 @@ def report_compile_cache() -> None:
 
 
 def pin_to_free_cores(threads: int) -> list[int] | None:
-    """Give a job that asked for fewer cores than the machine has cores of its own.
+    """Run a job that asked for fewer cores than it may use on exactly ``threads`` of them.
 
-    XLA's CPU runtime sizes its thread pool to the cores a process may run on, so two jobs of
-    one thread each would otherwise both run two threads on a 2-core machine and get in each
-    other's way (together 25% slower than pinned). A job takes the first free slot of
-    ``threads`` cores (an exclusive lock file per slot, released when the process ends) and
-    binds itself to those cores. Nothing is pinned under SLURM (the scheduler places jobs),
-    when the job wants every core, or when no slot is free. Results do not depend on it.
+    XLA's CPU runtime sizes its thread pool to the cores a process may run on and splits some
+    fused operations between those threads, so the last bit of a result can depend on how many
+    there are: on one core against two, the lizard's and the growing, attention and advection
+    NCAs' params parted within 10 training steps (the checkerboards', the patterning NCA's, the
+    Game of Life's and the G's did not). So the number is fixed by the job's ``threads``, never by how busy the machine
+    is: a job takes the first free slot of ``threads`` cores (an exclusive lock file per slot,
+    released when the process ends), and when every slot is taken (more jobs than cores, as
+    with `--cores 8` on a 2-core laptop) it shares one with another job: slower, the same bits.
+    Pinned, two one-thread jobs on a 2-core machine also stop running two threads each in each
+    other's way (together 25% faster). Under SLURM too: an allocation of just ``threads`` cores
+    is left as it is, a larger one (a node without CPU confinement) is narrowed the same way.
+    Returns the cores, or None where nothing was narrowed (the job may use ``threads`` cores or
+    fewer, or the OS cannot bind a process).
     """
-    if os.environ.get("SLURM_JOB_ID") or not hasattr(os, "sched_setaffinity"):
+    if not hasattr(os, "sched_setaffinity"):
         return None
     allowed = sorted(os.sched_getaffinity(0))
     if threads >= len(allowed):
         return None
+    slots = [allowed[i * threads : (i + 1) * threads] for i in range(len(allowed) // threads)]
     lock_dir = Path(tempfile.gettempdir()) / f"morphogen-cores-{os.getuid()}"
     try:
         lock_dir.mkdir(exist_ok=True)
     except OSError:
-        return None
-    for i in range(len(allowed) // threads):
-        cores = allowed[i * threads : (i + 1) * threads]
+        lock_dir = None  # no locks: a slot chosen by process id, below
+    for cores in slots if lock_dir else []:
         f = open(lock_dir / f"cores-{'-'.join(map(str, cores))}.lock", "w")  # noqa: SIM115 - held
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -119,7 +126,9 @@ def pin_to_free_cores(threads: int) -> list[int] | None:
         _HELD_LOCKS.append(f)
         os.sched_setaffinity(0, cores)
         return cores
-    return None
+    cores = slots[os.getpid() % len(slots)]  # every slot taken: share one
+    os.sched_setaffinity(0, cores)
+    return cores
 
 
 def start(snakemake) -> None:
