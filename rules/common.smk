@@ -343,7 +343,11 @@ def _check_edges():
                 )
 
 
-_check_models()
+# A SLURM job's own snakemake (remote execution) reads the config that the submitting process
+# checked before it submitted any job; the checks import JAX and build every task, about 4 s
+# of each such job's start.
+if not workflow.remote_exec:
+    _check_models()
 
 
 def study_experiments():
