@@ -95,10 +95,11 @@ def pin_to_free_cores(threads: int) -> list[int] | None:
     fused operations between those threads, so the last bit of a result can depend on how many
     there are: on one core against two, the lizard's and the growing, attention and advection
     NCAs' params parted within 10 training steps (the checkerboards', the patterning NCA's, the
-    Game of Life's and the G's did not). So the number is fixed by the job's ``threads``, never by how busy the machine
-    is: a job takes the first free slot of ``threads`` cores (an exclusive lock file per slot,
-    released when the process ends), and when every slot is taken (more jobs than cores, as
-    with `--cores 8` on a 2-core laptop) it shares one with another job: slower, the same bits.
+    Game of Life's and the G's did not). So the number is fixed by the job's ``threads``, never
+    by how busy the machine is: a job takes the first free slot of ``threads`` cores (an
+    exclusive lock file per slot, released when the process ends), and when every slot is taken
+    (more jobs than cores, as with `--cores 8` on a 2-core laptop) it shares one with another
+    job: slower, the same bits.
     Pinned, two one-thread jobs on a 2-core machine also stop running two threads each in each
     other's way (together 25% faster). Under SLURM too: an allocation of just ``threads`` cores
     is left as it is, a larger one (a node without CPU confinement) is narrowed the same way.
