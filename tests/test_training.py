@@ -10,9 +10,10 @@ import sys
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import ROOT, compile_cache_env
+from conftest import ROOT, assert_resumes_bit_identical, compile_cache_env
 
 from morphogen import checkpoint, optimizers, training
 
@@ -63,6 +64,49 @@ def test_divergence_stops_with_the_step_and_loss_history(tiny_experiment, tmp_pa
     cfg["training"]["optimizer"]["lr"] = float("inf")
     with pytest.raises(training.TrainingDiverged, match=r"at step \d+; the previous values were"):
         _train(cfg, tmp_path)
+
+
+def _overflowing(monkeypatch, rate: float) -> None:
+    """Make every experiment's relaxed step overflow (NaN) on a share ``rate`` of its draws, as a
+    DiffLogic circuit that amplifies rounding error does on some steps' choice of hard gates."""
+    build = training.build
+
+    def overflowing_build(cfg):
+        exp = build(cfg)
+
+        def step(params, state, key, mcfg):
+            new = exp.step(params, state, key, mcfg)
+            blown = jax.random.uniform(jax.random.fold_in(key, 99)) < rate
+            return new * jnp.where(blown, jnp.inf, 1.0)  # inf or NaN, and so is the gradient
+
+        return exp._replace(step=step)
+
+    monkeypatch.setattr(training, "build", overflowing_build)
+
+
+def test_a_step_whose_rollout_overflows_is_skipped_and_training_goes_on(
+    tiny_experiment, tmp_path, monkeypatch
+):
+    _overflowing(monkeypatch, 0.05)  # about one training step in four (6 rollout steps)
+    cfg = tiny_experiment
+    r = _train(cfg, tmp_path)
+    h = r["history"]
+    overflowed = ~np.isfinite(h["soft_loss"])
+    assert len(overflowed) == cfg["training"]["steps"] and 2 <= overflowed.sum() <= 10
+    assert np.all(h["skipped_update"][overflowed] == 1.0)
+    assert all(np.all(np.isfinite(x)) for x in _final_params(r))
+    assert np.all(np.isfinite(h["hard_loss"]))  # the deployed circuit never overflows
+    # the skipped steps' count carries over a checkpoint: the resumed run is the same run
+    assert_resumes_bit_identical(cfg, tmp_path / "resume", cut=10)
+
+
+def test_a_rollout_that_keeps_overflowing_stops_the_run(tiny_experiment, tmp_path, monkeypatch):
+    _overflowing(monkeypatch, 1.0)
+    with pytest.raises(
+        training.TrainingDiverged,
+        match=rf"nan at step {training.MAX_OVERFLOWED_STEPS} \({training.MAX_OVERFLOWED_STEPS} steps in a row skipped",
+    ):
+        _train(tiny_experiment, tmp_path)
 
 
 def _final_params(result):

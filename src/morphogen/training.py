@@ -169,6 +169,18 @@ def final_trainable(state: TrainState, tcfg: dict):
 
 # --------------------------------------------------------------------------- the loop
 
+# A step whose loss overflowed (inf or NaN) from finite params has its update skipped, as one
+# whose gradient did (the rollout regime's step never applies a non-finite gradient), and the
+# run goes on; it stops with TrainingDiverged when the loss overflows again after this many such
+# steps in a row, or when the params themselves are not finite. (A relaxed DiffLogic rollout can
+# overflow on one step's draws: a circuit that amplifies the rounding error of a state just
+# outside [0, 1] grows it geometrically from step to step.)
+MAX_OVERFLOWED_STEPS = 10
+
+
+def _finite(tree) -> bool:
+    return all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(tree))
+
 
 def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
@@ -323,6 +335,9 @@ def train(
             if acc < 1.0:
                 break
             streak += 1
+    # the steps in a row, up to the resumed one, whose loss overflowed (and were skipped)
+    finite_until = np.flatnonzero(np.isfinite(history[objective][:start]))
+    overflowed = start - 1 - int(finite_until[-1]) if len(finite_until) else start
     t0 = time.perf_counter()
     t_compile = None
     end = start
@@ -342,11 +357,22 @@ def train(
         if t_compile is None:
             t_compile = time.perf_counter() - t0
             t_loop = time.perf_counter()
-        if not math.isfinite(metrics[objective]):
+        if math.isfinite(metrics[objective]):
+            overflowed = 0
+        elif (
+            metrics.get("skipped_update") == 1.0
+            and overflowed < MAX_OVERFLOWED_STEPS
+            and _finite(state.params)
+        ):
+            # The rollout overflowed from finite params and the step was skipped (params and
+            # optimizer state unchanged): the next step's draws (start states, hard gates) may not.
+            overflowed += 1
+        else:
             recent = ", ".join(f"{x:.4g}" for x in history[objective][max(0, i - 10) : i])
             raise TrainingDiverged(
-                f"{experiment} seed {seed}: {objective.replace('_', ' ')} is {metrics[objective]} at step {i}; "
-                f"the previous values were [{recent}]. No outputs were written."
+                f"{experiment} seed {seed}: {objective.replace('_', ' ')} is {metrics[objective]} at step {i}"
+                + (f" ({overflowed} steps in a row skipped before it)" if overflowed else "")
+                + f"; the previous values were [{recent}]. No outputs were written."
             )
         for k, v in metrics.items():
             history[k][i] = v
