@@ -80,6 +80,8 @@ def _validate_config():
         schema = yaml.safe_load(schema_path.read_text())
         problems = []
         for err in jsonschema.Draft202012Validator(schema).iter_errors(config):
+            while err.context:  # valid under none of oneOf's forms: the error of the form it is closest to
+                err = max(err.context, key=lambda e: (len(e.absolute_path), e.validator != "type"))
             key = ".".join(str(p) for p in err.absolute_path) or "(top level)"
             problems.append(f"  config key {key}: {err.message}")
         raise WorkflowError(
@@ -184,6 +186,18 @@ def _check_figure_experiments():
 
 
 _check_figure_experiments()
+
+
+def _check_train_priority():
+    for name in config["compute"].get("train_priority", {}):
+        if name not in EXPERIMENTS:
+            raise WorkflowError(
+                f"config key compute.train_priority.{name} names no experiment; the experiments are "
+                f"{', '.join(sorted(EXPERIMENTS))}"
+            )
+
+
+_check_train_priority()
 
 
 def _check_models():
@@ -568,6 +582,11 @@ def all_run_targets():
 
 def train_gpus():
     return config["compute"]["train_gpus"]
+
+
+def train_priority(wildcards):
+    """The training job's scheduling priority (compute.train_priority; 0 by default)."""
+    return config["compute"].get("train_priority", {}).get(wildcards.experiment, 0)
 
 
 def software_env():

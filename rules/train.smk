@@ -15,6 +15,7 @@ rule train:
     benchmark:
         str(RESULTS / "benchmarks" / "train" / "{experiment}" / "seed{seed}.tsv")
     threads: config["compute"]["train_threads"]
+    priority: train_priority
     resources:
         gpu=train_gpus(),
     conda:

@@ -467,6 +467,52 @@ def test_a_run_with_no_exact_rollout_restarts_and_resumes_bit_identical(tiny_exp
         np.testing.assert_array_equal(h[k], resumed["history"][k])
 
 
+def test_each_restart_goal_is_checked_by_its_own_step_and_a_resumed_run_agrees(tiny_experiment, tmp_path):
+    """restart_goal as a list: an attempt that met one goal (any hard accuracy by step 20) but
+    not a later-checked or earlier-checked other (an exact circuit by its step 7) starts over
+    when that one falls due, each attempt meeting its goals anew; a run resumed from a
+    checkpoint taken inside a restarted attempt ends as the uninterrupted one."""
+    import shutil
+
+    from morphogen import provenance
+
+    cfg = tiny_experiment
+    cfg["training"].update(
+        steps=30,
+        restart_after=20,
+        checkpoint_every=5,
+        restart_goal=[
+            {"metric": "hard_accuracy", "at_least": 0.0},
+            {"metric": "hard_accuracy", "at_least": 1.0, "after": 7},
+        ],
+    )
+    full = _train(cfg, tmp_path, "full")
+    h = full["history"]
+    assert not np.any(h["hard_accuracy"] >= 1.0)
+    np.testing.assert_array_equal(h["attempt"], np.repeat([0, 1, 2, 3, 4], [7, 7, 7, 7, 2]))
+    run = provenance.config_hash(cfg)
+    shutil.copytree(tmp_path / "full" / run / "step_0000020", tmp_path / "cut" / run / "step_0000020")
+    resumed = _train(cfg, tmp_path, "cut")
+    assert resumed["timing"]["resumed_from"] == 20
+    for k in h:
+        np.testing.assert_array_equal(h[k], resumed["history"][k])
+    for x, y in zip(_final_params(full), _final_params(resumed)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+    # A goal met in time is not checked again in that attempt: with only the first goal, no
+    # attempt restarts.
+    cfg["training"]["restart_goal"] = cfg["training"]["restart_goal"][:1]
+    np.testing.assert_array_equal(_train(cfg, tmp_path, "met")["history"]["attempt"], np.zeros(30))
+
+    # A goal that names no metric of the run is refused before training, by its place in the list.
+    cfg["training"]["restart_goal"] = [
+        {"metric": "hard_accuracy", "at_least": 0.5},
+        {"metric": "nope", "at_least": 1},
+    ]
+    with pytest.raises(ValueError, match=r"training.restart_goal\[1\].metric is 'nope', not a metric"):
+        _train(cfg, tmp_path, "bad")
+
+
 def test_a_restarted_attempt_runs_the_training_methods_schedule_from_its_start(tiny_experiment, tmp_path):
     """mixed_st with every gate discrete from step 4 of an attempt: each attempt's first four
     steps train the mixture (the loss it descends is not the deployed circuit's), the rest the

@@ -118,6 +118,19 @@ def test_bad_preset_is_named_with_the_allowed_values(workflow_copy):
             "experiments:\n  attention_uniform:\n    training: {restart_after: 100}\n",
             "config key experiments.attention_uniform.training.restart_after: restarts are not available",
         ),
+        (  # a list of restart goals: the bad item and key are named
+            "experiments:\n  logic_lizard:\n    training:\n"
+            "      restart_goal: [{metric: hard_accuracy, at_least: 0.97}, {metric: hard_accuracy, at_least: 1, after: 0}]\n",
+            "config key experiments.logic_lizard.training.restart_goal.1.after: 0 is less than the minimum of 1",
+        ),
+        (
+            "experiments:\n  logic_lizard:\n    training:\n      restart_goal: {metric: hard_accuracy}\n",
+            "config key experiments.logic_lizard.training.restart_goal: 'at_least' is a required property",
+        ),
+        (
+            "compute:\n  train_priority: {logic_lizzard: 2}\n",
+            "config key compute.train_priority.logic_lizzard names no experiment",
+        ),
         (
             "experiments:\n  attention_online:\n    training: {spike_noise: -0.1}\n",
             "config key experiments.attention_online.training.spike_noise: -0.1 is less than the minimum of 0",
@@ -180,6 +193,21 @@ def test_seeds_given_on_the_command_line_are_integers(workflow_copy):
         assert f"checkerboard_sync/seed{seed}/train.csv" in proc.stdout
     proc = _dry(workflow_copy, "--config", "seeds=[100,x1]")
     assert "config key seeds.1: 'x1' is not of type 'integer'" in proc.stdout + proc.stderr
+
+
+def test_the_longest_training_jobs_of_quick_are_scheduled_first(workflow_copy):
+    """compute.train_priority: in `quick`, the lizard's training job outranks every other job,
+    and the G's every job but the lizard's; the other training jobs keep priority 0."""
+    proc = _dry(workflow_copy)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    jobs = {}
+    for block in proc.stdout.split("\nrule ")[1:]:
+        wild = re.search(r"wildcards: experiment=(\w+), seed=(\d+)", block)
+        if block.startswith("train:") and wild:
+            prio = re.search(r"priority: (\d+)", block)
+            jobs[wild.group(1)] = int(prio.group(1)) if prio else 0
+    assert jobs["logic_lizard"] == 2 and jobs["logic_colored_g"] == 1, jobs
+    assert {p for e, p in jobs.items() if e not in ("logic_lizard", "logic_colored_g")} == {0}, jobs
 
 
 def test_paper_preset_dag_builds_with_gpu_training_jobs(workflow_copy):

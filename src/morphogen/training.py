@@ -63,6 +63,23 @@ def attempt_optimizer(tcfg: dict, steps_left: int) -> tuple[optax.GradientTransf
     return make_optimizer(ocfg, steps), None
 
 
+def restart_goals(tcfg: dict, validated: bool) -> list[dict]:
+    """The goals an attempt must meet to go on (``training.restart_goal``): each a train.csv
+    metric, the value some step of the attempt must reach, and by which step of the attempt
+    (``after``; default ``restart_after``). One goal or a list of them; by default one, an
+    exact hard circuit (hard_accuracy 1), or with validation a validated one
+    (validation_accuracy 1), in ``restart_after`` steps."""
+    after = int(tcfg.get("restart_after", 0))
+    goal = tcfg.get(
+        "restart_goal", {"metric": "validation_accuracy" if validated else "hard_accuracy", "at_least": 1.0}
+    )
+    goals = [goal] if isinstance(goal, dict) else list(goal)
+    return [
+        {"metric": g["metric"], "at_least": float(g["at_least"]), "after": int(g.get("after", after))}
+        for g in goals
+    ]
+
+
 def polish(exp: Experiment, params, tcfg: dict, seed: int, log: Callable[[str], None]) -> tuple[Any, dict]:
     """The model family's discrete repair of the trained params (``training.polish``: its
     settings), scored by the training objective on ``states`` start states (and async masks)
@@ -249,22 +266,21 @@ def train(
     validate_every = int(validate_settings(tcfg).get("every", 0))
     if validator is not None:
         metric_names.append("validation_accuracy")
-    # Optional restarts: an attempt none of whose steps reached the goal (`restart_goal`, a
-    # train.csv metric and the value it must reach; by default an exact hard circuit,
-    # hard_accuracy 1, or with validate a validated one, validation_accuracy 1) within
-    # `restart_after` steps starts again from new initial params and a fresh optimizer whose
-    # schedule is as long as the first one's, or the steps left of the budget (`steps`) if
-    # fewer, so that a late attempt still ends at the final learning rate.
-    # train.csv's `attempt` column says which row is which.
+    # Optional restarts: an attempt none of whose steps reached a goal (restart_goals: a
+    # train.csv metric, the value it must reach, and by which step of the attempt) in time
+    # starts again from new initial params and a fresh optimizer whose schedule is as long as
+    # the first one's, or the steps left of the budget (`steps`) if fewer, so that a late
+    # attempt still ends at the final learning rate. train.csv's `attempt` column says which
+    # row is which.
     restart_after = 0 if evolution else int(tcfg.get("restart_after", 0))
-    goal = tcfg.get(
-        "restart_goal", {"metric": "validation_accuracy" if validator else "hard_accuracy", "at_least": 1.0}
-    )
+    goals = restart_goals(tcfg, validator is not None) if restart_after else []
+    for i, g in enumerate(goals):
+        where = "training.restart_goal" + (f"[{i}]" if isinstance(tcfg.get("restart_goal"), list) else "")
+        if g["metric"] not in metric_names:
+            raise ValueError(f"{where}.metric is {g['metric']!r}, not a metric of this run: {metric_names}")
+        if g["after"] < 1:
+            raise ValueError(f"{where}.after is {g['after']}: an attempt must have at least one step")
     if restart_after:
-        if goal["metric"] not in metric_names:
-            raise ValueError(
-                f"training.restart_goal.metric is {goal['metric']!r}, not a metric of this run: {metric_names}"
-            )
         metric_names.append("attempt")
     history = {k: np.full(total, np.nan, np.float32) for k in metric_names}
     # Optional `keep_best: <metric>`: the run's result is the iterate whose training step scored
@@ -309,7 +325,7 @@ def train(
             earlier = np.flatnonzero(history["attempt"][:start] == attempt)
             attempt_start = int(earlier[0]) if len(earlier) else start
             optimizer, rate = attempt_optimizer(tcfg, total - attempt_start)
-    reached = restart_after and bool(np.any(history[goal["metric"]][attempt_start:start] >= goal["at_least"]))
+    reached = [bool(np.any(history[g["metric"]][attempt_start:start] >= g["at_least"])) for g in goals]
     best_score = float(np.max(history[keep][:start])) if keep and start else -math.inf
 
     if evolution:
@@ -399,22 +415,22 @@ def train(
                 log(
                     f"{held}, {100 * metrics['validation_accuracy']:.6g}% of cells right on {where}; training on"
                 )
-        if restart_after:
-            reached = reached or metrics.get(goal["metric"], -math.inf) >= goal["at_least"]
-            if not reached and done - attempt_start >= restart_after and done < total:
-                attempt, attempt_start = attempt + 1, done
-                log(
-                    f"[{experiment} seed {seed}] step {done}: no step reached {goal['metric']} "
-                    f"{goal['at_least']:g} in {restart_after} steps; restarting from new initial params "
-                    f"(attempt {attempt + 1})"
-                )
-                trainable, static = split_params(init_params(exp, seed, attempt))
-                streak = 0  # an attempt that ends on exact (unvalidated) steps passes no streak on
-                optimizer, rate = attempt_optimizer(tcfg, total - done)
-                state = TrainState(
-                    trainable, optimizer.init(trainable), state.step, clock=initial_clock(tcfg)
-                )
-                train_step = make_train_step(exp, static, tcfg, optimizer, attempt_start, rate)
+        reached = [r or metrics.get(g["metric"], -math.inf) >= g["at_least"] for r, g in zip(reached, goals)]
+        missed = [g for r, g in zip(reached, goals) if not r and done - attempt_start >= g["after"]]
+        if missed and done < total:
+            g = missed[0]
+            attempt, attempt_start = attempt + 1, done
+            reached = [False] * len(goals)
+            log(
+                f"[{experiment} seed {seed}] step {done}: no step of attempt {attempt} reached "
+                f"{g['metric']} {g['at_least']:g} in {g['after']} steps; restarting from new initial "
+                f"params (attempt {attempt + 1})"
+            )
+            trainable, static = split_params(init_params(exp, seed, attempt))
+            streak = 0  # an attempt that ends on exact (unvalidated) steps passes no streak on
+            optimizer, rate = attempt_optimizer(tcfg, total - done)
+            state = TrainState(trainable, optimizer.init(trainable), state.step, clock=initial_clock(tcfg))
+            train_step = make_train_step(exp, static, tcfg, optimizer, attempt_start, rate)
         if done % log_every == 0 or done == total:
             pace = (time.perf_counter() - t_loop) / max(1, done - start - 1) if done - start > 1 else 0.0
             eta = pace * (total - done)
